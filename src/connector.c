@@ -1,0 +1,256 @@
+/*
+ * connector: getaddrinfo_a and Happy Eyeballs (RFC 8305).
+ *
+ * Resolution runs asynchronously so that the connect timeout bounds it: a
+ * plain getaddrinfo() can sit in the resolver for the resolver's own
+ * timeouts, whatever ours says. IP literals never reach the resolver.
+ *
+ * Attempts start HAPPY_EYEBALLS_DELAY_MS apart, or at once when the previous
+ * one failed, with address families interleaved; the first to complete wins
+ * and the others are closed. The address connected is the address checked:
+ * each sockaddr goes from the policy check straight to connect().
+ */
+#include "connector.h"
+
+#include "clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int fail(struct connect_outcome *outcome, enum failure failure, const char *why, const char *dns_rcode)
+{
+	outcome->failure = failure;
+	outcome->why = why;
+	outcome->dns_rcode = dns_rcode;
+	return -1;
+}
+
+static int fail_resolution(struct connect_outcome *outcome, int gai_status)
+{
+	switch (gai_status) {
+	case EAI_NONAME:
+		return fail(outcome, FAILURE_DNS_ERROR, "host name does not resolve", "NXDOMAIN");
+#ifdef EAI_NODATA
+	case EAI_NODATA:
+#endif
+	case EAI_ADDRFAMILY:
+		return fail(outcome, FAILURE_DNS_ERROR, "host name has no address", "NOERROR");
+	case EAI_AGAIN:
+		return fail(outcome, FAILURE_DNS_ERROR, "temporary failure in name resolution", NULL);
+	default:
+		return fail(outcome, FAILURE_DNS_ERROR, "name resolution failed", NULL);
+	}
+}
+
+/* Resolves into *result within the deadline; 0, or -1 with outcome filled. */
+static int resolve(const struct request *request, int64_t deadline_ms, struct addrinfo **result,
+		   struct connect_outcome *outcome)
+{
+	char service[8];
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
+
+	(void)snprintf(service, sizeof(service), "%u", request->port);
+	hints.ai_flags = AI_NUMERICSERV;
+	if (request->host_kind != HOST_NAME) {
+		hints.ai_flags |= AI_NUMERICHOST;
+		int status = getaddrinfo(request->host, service, &hints, result);
+		return status == 0 ? 0 : fail_resolution(outcome, status);
+	}
+
+	struct gaicb lookup = { .ar_name = request->host, .ar_service = service, .ar_request = &hints };
+	struct gaicb *lookups[1] = { &lookup };
+	int status = getaddrinfo_a(GAI_NOWAIT, lookups, 1, NULL);
+	if (status != 0)
+		return fail_resolution(outcome, status);
+	while ((status = gai_error(&lookup)) == EAI_INPROGRESS) {
+		int left_ms = clock_poll_timeout(deadline_ms);
+		struct timespec wait = { .tv_sec = left_ms / 1000, .tv_nsec = (long)(left_ms % 1000) * 1000000 };
+		if (left_ms == 0) {
+			/* The resolver thread dies with this short-lived process. */
+			(void)gai_cancel(&lookup);
+			return fail(outcome, FAILURE_DNS_TIMEOUT, "name resolution timed out", NULL);
+		}
+		(void)gai_suspend((const struct gaicb *const *)lookups, 1, &wait);
+	}
+	if (status != 0)
+		return fail_resolution(outcome, status);
+	*result = lookup.ar_result;
+	return 0;
+}
+
+/*
+ * RFC 8305 §4: keep getaddrinfo's (RFC 6724) order within each family, and
+ * alternate families starting with the family of the first address.
+ */
+static size_t order_candidates(struct addrinfo *list, const struct policy *policy, struct addrinfo **ordered,
+			       size_t *denied)
+{
+	struct addrinfo *by_family[2][CONNECT_ADDRESSES_MAX];
+	size_t count[2] = { 0, 0 };
+	int first_family = list != NULL ? list->ai_family : AF_INET6;
+	size_t n = 0;
+
+	*denied = 0;
+	for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
+		size_t group = ai->ai_family == first_family ? 0 : 1;
+		if (!policy_address_allowed(policy, ai->ai_addr)) {
+			(*denied)++;
+			continue;
+		}
+		if (count[group] < CONNECT_ADDRESSES_MAX)
+			by_family[group][count[group]++] = ai;
+	}
+	for (size_t i = 0; n < CONNECT_ADDRESSES_MAX && (i < count[0] || i < count[1]); i++) {
+		if (i < count[0])
+			ordered[n++] = by_family[0][i];
+		if (i < count[1] && n < CONNECT_ADDRESSES_MAX)
+			ordered[n++] = by_family[1][i];
+	}
+	return n;
+}
+
+static void set_socket_options(int fd)
+{
+	int on = 1;
+	/* A dead peer behind a NAT must not hold a tunnel (and a process) forever. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	/* Interactive protocols (ssh) inside the tunnel must not wait on Nagle. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+/* Starts a non-blocking connect; the socket, or -1 with errno set. */
+static int start_attempt(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -1;
+	set_socket_options(fd);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+		return fd;
+	int saved = errno;
+	(void)close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* Which failure to report when every attempt failed: the most telling errno seen. */
+static int fail_connect(struct connect_outcome *outcome, int error)
+{
+	switch (error) {
+	case ECONNREFUSED:
+		return fail(outcome, FAILURE_CONNECTION_REFUSED, "connection refused by the target", NULL);
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case EADDRNOTAVAIL:
+	case EAFNOSUPPORT:
+		return fail(outcome, FAILURE_UNROUTABLE, "target unreachable", NULL);
+	case ETIMEDOUT:
+		return fail(outcome, FAILURE_CONNECT_TIMEOUT, "connection to the target timed out", NULL);
+	default:
+		return fail(outcome, FAILURE_DESTINATION_UNAVAILABLE, "connection to the target failed", NULL);
+	}
+}
+
+static int error_rank(int error)
+{
+	switch (error) {
+	case ECONNREFUSED:
+		return 3;
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+		return 2;
+	case 0:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static int race_attempts(struct addrinfo **candidates, size_t candidate_count, int64_t deadline_ms,
+			 struct connect_outcome *outcome)
+{
+	struct pollfd in_flight[CONNECT_ADDRESSES_MAX];
+	size_t in_flight_count = 0;
+	size_t next = 0;
+	int64_t next_start_ms = 0;
+	int worst_error = 0;
+
+	for (;;) {
+		int64_t now = clock_now_ms();
+		if (next < candidate_count && now < deadline_ms && (in_flight_count == 0 || now >= next_start_ms)) {
+			int fd = start_attempt(candidates[next++]);
+			if (fd >= 0) {
+				in_flight[in_flight_count++] = (struct pollfd){ .fd = fd, .events = POLLOUT };
+				next_start_ms = now + HAPPY_EYEBALLS_DELAY_MS;
+			} else if (error_rank(errno) >= error_rank(worst_error)) {
+				worst_error = errno;
+			}
+			continue;
+		}
+		if (now >= deadline_ms)
+			break;
+		if (in_flight_count == 0)
+			return fail_connect(outcome, worst_error);
+
+		int64_t wake_ms = deadline_ms;
+		if (next < candidate_count && next_start_ms < wake_ms)
+			wake_ms = next_start_ms;
+		int ready = poll(in_flight, in_flight_count, clock_poll_timeout(wake_ms));
+		if (ready < 0 && errno != EINTR)
+			break;
+		for (size_t i = in_flight_count; ready > 0 && i-- > 0;) {
+			int error = 0;
+			socklen_t error_len = sizeof(error);
+			if (in_flight[i].revents == 0)
+				continue;
+			if (getsockopt(in_flight[i].fd, SOL_SOCKET, SO_ERROR, &error, &error_len) < 0)
+				error = errno;
+			if (error == 0) {
+				int winner = in_flight[i].fd;
+				for (size_t j = 0; j < in_flight_count; j++)
+					if (j != i)
+						(void)close(in_flight[j].fd);
+				return winner;
+			}
+			if (error_rank(error) >= error_rank(worst_error))
+				worst_error = error;
+			(void)close(in_flight[i].fd);
+			in_flight[i] = in_flight[--in_flight_count];
+			/* A failure frees the next attempt to start now (RFC 8305 §5). */
+			next_start_ms = 0;
+		}
+	}
+	for (size_t j = 0; j < in_flight_count; j++)
+		(void)close(in_flight[j].fd);
+	return fail(outcome, FAILURE_CONNECT_TIMEOUT, "connection to the target timed out", NULL);
+}
+
+int connector_open(const struct request *request, const struct policy *policy, int64_t deadline_ms,
+		   struct connect_outcome *outcome)
+{
+	struct addrinfo *addresses = NULL;
+	struct addrinfo *candidates[CONNECT_ADDRESSES_MAX];
+	size_t denied;
+
+	outcome->failure = FAILURE_NONE;
+	if (resolve(request, deadline_ms, &addresses, outcome) < 0)
+		return -1;
+	size_t candidate_count = order_candidates(addresses, policy, candidates, &denied);
+	int fd;
+	if (candidate_count == 0)
+		fd = fail(outcome, FAILURE_DESTINATION_DENIED, "every address of the target is denied by the destination rules",
+			  NULL);
+	else
+		fd = race_attempts(candidates, candidate_count, deadline_ms, outcome);
+	freeaddrinfo(addresses);
+	return fd;
+}

@@ -1,0 +1,32 @@
+/*
+ * relay: move bytes both ways between the client and the target until both
+ * directions are done (SPEC §7).
+ */
+#ifndef TUNNELD_RELAY_H
+#define TUNNELD_RELAY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct relay_endpoints {
+	int client_in;
+	int client_out;    /* may equal client_in (one socket) */
+	int target;
+};
+
+struct relay_result {
+	uint64_t bytes_up;      /* written to the target, early data included */
+	uint64_t bytes_down;    /* written to the client */
+	const char *error;      /* NULL when both directions ended cleanly */
+};
+
+/*
+ * early_data: bytes the client sent after the head, written to the target
+ * first. idle_timeout_ms 0 means no idle timeout. Returns when both
+ * directions ended, on an error, on the idle timeout, or when *stop is set.
+ */
+void relay_run(const struct relay_endpoints *ends, const char *early_data, size_t early_len, int idle_timeout_ms,
+	       const volatile sig_atomic_t *stop, struct relay_result *result);
+
+#endif

@@ -1,0 +1,104 @@
+# Shared by every bats file: start real peers on loopback, wait with
+# timeouts, stop everything in teardown.
+
+TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+TUNNELD=${TUNNELD:-$TOP/tunneld}
+PYTHON=/usr/bin/python3
+PEERS=$TOP/tests/peers
+
+# Every wait in the suite is bounded by this many tenths of a second, unless told.
+WAIT_TENTHS=${WAIT_TENTHS:-100}
+
+setup() {
+	PIDS_FILE=$BATS_TEST_TMPDIR/pids
+	: >"$PIDS_FILE"
+	LOG=$BATS_TEST_TMPDIR/tunneld.log
+	: >"$LOG"
+}
+
+teardown() {
+	stop_all
+}
+
+# Runs a command in its own session, in the background, remembered for teardown.
+# 3>&- so bats does not wait for it.
+start_bg() {
+	setsid "$@" </dev/null 3>&- &
+	echo $! >>"$PIDS_FILE"
+}
+
+stop_all() {
+	local pid
+	[ -f "$PIDS_FILE" ] || return 0
+	while read -r pid; do
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+	done <"$PIDS_FILE"
+	for _ in $(seq 20); do
+		local alive=0
+		while read -r pid; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done <"$PIDS_FILE"
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
+	while read -r pid; do
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	done <"$PIDS_FILE"
+	: >"$PIDS_FILE"
+}
+
+# wait_for DESCRIPTION COMMAND...: retries COMMAND until it succeeds or time runs out.
+wait_for() {
+	local what=$1
+	shift
+	for _ in $(seq "$WAIT_TENTHS"); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "timed out waiting for: $what" >&2
+	return 1
+}
+
+port_open() {
+	local host=${2:-127.0.0.1}
+	nc -z -w 1 "$host" "$1"
+}
+
+free_port() {
+	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_target MODE [ARG] [--host H]: sets TARGET_PORT.
+start_target() {
+	local port_file
+	port_file=$(mktemp -u "$BATS_TEST_TMPDIR/target.XXXXXX")
+	start_bg "$PYTHON" "$PEERS/target.py" "$1" "$port_file" "${@:2}"
+	wait_for "target $1" test -s "$port_file"
+	TARGET_PORT=$(cat "$port_file")
+}
+
+# start_proxy ARGS...: tunneld under systemd-socket-activate --inetd, logging
+# to $LOG. Sets PROXY_PORT. The default policy of the tests reaches loopback.
+start_proxy() {
+	PROXY_PORT=$(free_port)
+	start_bg sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$0" --accept --inetd "$@" 2>>"'"$LOG"'"' \
+		"$PROXY_PORT" "$TUNNELD" --log=stderr "$@"
+	wait_for "proxy on $PROXY_PORT" port_open "$PROXY_PORT"
+}
+
+LOOPBACK_POLICY=(--allow-port='*' --allow-dest=127.0.0.0/8 --allow-dest=::1/128)
+
+# wait_log PATTERN: a tunneld record matching PATTERN (grep -E) appears in $LOG.
+wait_log() {
+	wait_for "log line /$1/ in $LOG" grep -aqE -e "$1" "$LOG" || { cat "$LOG" >&2; return 1; }
+}
+
+# raw_request BYTES: sends BYTES (printf format) to the proxy, prints the reply.
+raw_request() {
+	printf "$1" | timeout 15 nc -N 127.0.0.1 "$PROXY_PORT"
+}
+
+# A response's status line and header fields, CR removed.
+head_of() {
+	sed -n '1,/^\r\?$/p' | tr -d '\r'
+}

@@ -1,0 +1,520 @@
+/*
+ * tunneld: a one-shot HTTP CONNECT tunnel helper.
+ *
+ * An activator (systemd Accept=yes, xinetd, ssh, stunnel, socat) hands this
+ * process ONE client connection on fds 0 and 1. It reads one CONNECT request,
+ * checks it against the policy, connects to the target, answers 200 and
+ * relays until both directions are done, then logs one record and exits.
+ * One process per connection: no state is shared between tunnels, and a
+ * crash or a leak ends with its connection.
+ *
+ * This file reads as that life, top to bottom. The stages are in src/:
+ * request (parser), policy (who may be reached), connector (resolve and
+ * connect), relay (the poll loop), response (the wire table), log.
+ */
+#include "src/clock.h"
+#include "src/connector.h"
+#include "src/log.h"
+#include "src/policy.h"
+#include "src/relay.h"
+#include "src/request.h"
+#include "src/response.h"
+#include "src/systemd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef TUNNELD_VERSION
+#define TUNNELD_VERSION "0.1.0"
+#endif
+
+#define EXIT_USAGE 2                 /* bad option or configuration: the client got no 200 */
+#define TIMEOUT_MAX_SECONDS 86400
+#define DEFAULT_HEADER_TIMEOUT_SECONDS 10
+#define DEFAULT_CONNECT_TIMEOUT_SECONDS 10
+#define LINGER_AFTER_ERROR_MS 1000   /* read-and-discard after a refusal, so no RST eats it */
+#define RESPONSE_WRITE_TIMEOUT_MS 5000
+#define TLS_HANDSHAKE_RECORD 0x16    /* first byte of a TLS ClientHello record */
+
+struct options {
+	struct policy policy;
+	int header_timeout_seconds;
+	int connect_timeout_seconds;
+	int idle_timeout_seconds;
+	enum log_target log_target;
+};
+
+/* The client connection: fds and the flags to give back (SPEC §1). */
+struct client {
+	int in;
+	int out;
+	int saved_in_flags;
+	int saved_out_flags;
+	char address[INET6_ADDRSTRLEN + 16];
+};
+
+static struct client client = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1, .saved_out_flags = -1 };
+static volatile sig_atomic_t stop_requested;
+
+static void usage(FILE *stream)
+{
+	(void)fprintf(stream,
+		      "usage: tunneld [options]\n"
+		      "One HTTP CONNECT tunnel on stdin/stdout, for systemd Accept=yes, inetd, ssh or stunnel.\n"
+		      "\n"
+		      "  -p, --allow-port LIST       ports CONNECT may reach: 22,443,8000-8999 or * (default 443)\n"
+		      "  -a, --allow-dest CIDR       destinations to permit, over the built-in denies\n"
+		      "  -d, --deny-dest CIDR        destinations to refuse\n"
+		      "  -H, --allow-host PATTERN    host names to permit: name or *.domain (default any)\n"
+		      "  -t, --header-timeout SEC    time to receive the request head (default 10)\n"
+		      "  -c, --connect-timeout SEC   time to resolve and connect (default 10)\n"
+		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
+		      "  -l, --log TARGET            auto, journal, syslog, stderr or none (default auto)\n"
+		      "  -h, --help                  this text\n"
+		      "  -V, --version               the version\n"
+		      "\n"
+		      "See tunneld(8).\n");
+}
+
+/* strtonum-style: a whole decimal number in [min, max], or -1. */
+static int parse_seconds(const char *text, int min, int max, int *out)
+{
+	char *end;
+	long value;
+
+	if (*text < '0' || *text > '9')
+		return -1;
+	errno = 0;
+	value = strtol(text, &end, 10);
+	if (errno != 0 || *end != '\0' || value < min || value > max)
+		return -1;
+	*out = (int)value;
+	return 0;
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const char *format, ...)
+{
+	char message[512];
+	va_list args;
+
+	va_start(args, format);
+	(void)vsnprintf(message, sizeof(message), format, args);
+	va_end(args);
+	log_error("%s", message);
+	exit(EXIT_USAGE);
+}
+
+static void parse_options(int argc, char **argv, struct options *options)
+{
+	static const struct option long_options[] = {
+		{ "allow-port", required_argument, NULL, 'p' },
+		{ "allow-dest", required_argument, NULL, 'a' },
+		{ "deny-dest", required_argument, NULL, 'd' },
+		{ "allow-host", required_argument, NULL, 'H' },
+		{ "header-timeout", required_argument, NULL, 't' },
+		{ "connect-timeout", required_argument, NULL, 'c' },
+		{ "idle-timeout", required_argument, NULL, 'i' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *why = NULL;
+	int option;
+
+	policy_init(&options->policy);
+	options->header_timeout_seconds = DEFAULT_HEADER_TIMEOUT_SECONDS;
+	options->connect_timeout_seconds = DEFAULT_CONNECT_TIMEOUT_SECONDS;
+	options->idle_timeout_seconds = 0;
+	options->log_target = LOG_TARGET_AUTO;
+
+	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:t:c:i:l:hV", long_options, NULL)) != -1) {
+		switch (option) {
+		case 'p':
+			if (policy_add_ports(&options->policy, optarg, &why) < 0)
+				exit_usage("bad --allow-port '%s': %s", optarg, why);
+			break;
+		case 'a':
+		case 'd':
+			if (policy_add_dest_rule(&options->policy, optarg, option == 'a' ? RULE_ALLOW : RULE_DENY, &why) < 0)
+				exit_usage("bad --%s '%s': %s", option == 'a' ? "allow-dest" : "deny-dest", optarg, why);
+			break;
+		case 'H':
+			if (policy_add_host_pattern(&options->policy, optarg, &why) < 0)
+				exit_usage("bad --allow-host '%s': %s", optarg, why);
+			break;
+		case 't':
+			if (parse_seconds(optarg, 1, TIMEOUT_MAX_SECONDS, &options->header_timeout_seconds) < 0)
+				exit_usage("bad --header-timeout '%s': want whole seconds, 1-86400", optarg);
+			break;
+		case 'c':
+			if (parse_seconds(optarg, 1, TIMEOUT_MAX_SECONDS, &options->connect_timeout_seconds) < 0)
+				exit_usage("bad --connect-timeout '%s': want whole seconds, 1-86400", optarg);
+			break;
+		case 'i':
+			if (parse_seconds(optarg, 0, TIMEOUT_MAX_SECONDS, &options->idle_timeout_seconds) < 0)
+				exit_usage("bad --idle-timeout '%s': want whole seconds, 0-86400", optarg);
+			break;
+		case 'l':
+			if (log_parse_target(optarg, &options->log_target) < 0)
+				exit_usage("bad --log '%s': want auto, journal, syslog, stderr or none", optarg);
+			log_setup(options->log_target, client.in, client.out);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(EXIT_SUCCESS);
+		case 'V':
+			(void)printf("tunneld %s\n", TUNNELD_VERSION);
+			exit(EXIT_SUCCESS);
+		case ':':
+			exit_usage("option '%s' needs a value", argv[optind - 1]);
+		default:
+			exit_usage("unknown option '%s': see tunneld --help", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		exit_usage("unexpected argument '%s': see tunneld --help", argv[optind]);
+}
+
+/*
+ * systemd's native passing (Accept=yes without StandardInput=socket): one
+ * connected stream socket as fd 3. libsystemd is opened only in that case.
+ */
+static void adopt_passed_socket(void)
+{
+	if (getenv("LISTEN_FDS") == NULL)
+		return;
+	if (systemd_listen_fds(1) == 1 && systemd_is_socket(3, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+		client.in = 3;
+		client.out = 3;
+	}
+}
+
+/*
+ * O_NONBLOCK lets one poll() loop serve both directions without a blocked
+ * write stalling the other. It is a flag of the open file, which an ssh pipe
+ * shares with its owner, so it is given back before exit.
+ */
+static void make_client_nonblocking(void)
+{
+	client.saved_in_flags = fcntl(client.in, F_GETFL);
+	if (client.saved_in_flags >= 0)
+		(void)fcntl(client.in, F_SETFL, client.saved_in_flags | O_NONBLOCK);
+	if (client.out != client.in) {
+		client.saved_out_flags = fcntl(client.out, F_GETFL);
+		if (client.saved_out_flags >= 0)
+			(void)fcntl(client.out, F_SETFL, client.saved_out_flags | O_NONBLOCK);
+	}
+}
+
+static void restore_client_flags(void)
+{
+	if (client.saved_in_flags >= 0)
+		(void)fcntl(client.in, F_SETFL, client.saved_in_flags);
+	if (client.saved_out_flags >= 0)
+		(void)fcntl(client.out, F_SETFL, client.saved_out_flags);
+}
+
+static void request_stop(int signal_number)
+{
+	(void)signal_number;
+	stop_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+	struct sigaction action = { .sa_handler = request_stop };
+
+	/* A client or target gone mid-write must be an EPIPE, not a dead process. */
+	(void)signal(SIGPIPE, SIG_IGN);
+	(void)sigemptyset(&action.sa_mask);
+	(void)sigaction(SIGTERM, &action, NULL);
+	(void)sigaction(SIGINT, &action, NULL);
+	(void)sigaction(SIGHUP, &action, NULL);
+}
+
+static void format_address(const struct sockaddr *address, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (address->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)address;
+		(void)inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+		(void)snprintf(out, size, "%s:%u", host, ntohs(v4->sin_port));
+	} else if (address->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)address;
+		(void)inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+		(void)snprintf(out, size, "[%s]:%u", host, ntohs(v6->sin6_port));
+	} else {
+		(void)snprintf(out, size, "-");
+	}
+}
+
+/* Environment values are the activator's, but they end up in log lines: keep them to address characters. */
+static bool is_address_text(const char *text)
+{
+	size_t len = strlen(text);
+	return len > 0 && len < INET6_ADDRSTRLEN && strspn(text, "0123456789abcdefABCDEF.:") == len;
+}
+
+static void format_host_port(const char *host, const char *port, char *out, size_t size)
+{
+	bool port_ok = port != NULL && strlen(port) <= 5 && strspn(port, "0123456789") == strlen(port) && *port != '\0';
+	const char *port_text = port_ok ? port : "-";
+	if (strchr(host, ':') != NULL)
+		(void)snprintf(out, size, "[%s]:%s", host, port_text);
+	else
+		(void)snprintf(out, size, "%s:%s", host, port_text);
+}
+
+/* SPEC §8: the first of these that applies names the client in the log. */
+static void identify_client(void)
+{
+	const char *host = getenv("REMOTE_ADDR");
+	const char *ssh_client = getenv("SSH_CLIENT");
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+
+	if (host == NULL || !is_address_text(host))
+		host = getenv("REMOTE_HOST");
+	if (host != NULL && is_address_text(host)) {
+		format_host_port(host, getenv("REMOTE_PORT"), client.address, sizeof(client.address));
+		return;
+	}
+	if (ssh_client != NULL) {
+		char ssh_host[INET6_ADDRSTRLEN], ssh_port[8];
+		if (sscanf(ssh_client, "%45s %7s", ssh_host, ssh_port) == 2 && is_address_text(ssh_host)) {
+			format_host_port(ssh_host, ssh_port, client.address, sizeof(client.address));
+			return;
+		}
+	}
+	if (getpeername(client.in, (struct sockaddr *)&peer, &peer_len) == 0) {
+		format_address((struct sockaddr *)&peer, client.address, sizeof(client.address));
+		return;
+	}
+	(void)snprintf(client.address, sizeof(client.address), "-");
+}
+
+/* Writes all of buf to the client within the deadline; 0 or -1. */
+static int write_to_client(const char *buf, size_t len, int64_t deadline_ms)
+{
+	while (len > 0) {
+		ssize_t n = write(client.out, buf, len);
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		struct pollfd pfd = { .fd = client.out, .events = POLLOUT };
+		if (clock_poll_timeout(deadline_ms) == 0 || stop_requested)
+			return -1;
+		(void)poll(&pfd, 1, clock_poll_timeout(deadline_ms));
+	}
+	return 0;
+}
+
+/*
+ * Ends the client connection after a refusal: our side is shut, and what the
+ * client still sends is read and dropped for a moment, because closing a
+ * socket with unread input sends a RST that can destroy the response before
+ * the client has read it. Nothing of it is parsed (no smuggling).
+ */
+static void close_client_gracefully(void)
+{
+	char discard[4096];
+	int64_t deadline_ms = clock_now_ms() + LINGER_AFTER_ERROR_MS;
+	struct stat st;
+
+	if (fstat(client.out, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)shutdown(client.out, SHUT_WR);
+	else if (client.out != client.in)
+		(void)close(client.out);
+	while (!stop_requested && clock_poll_timeout(deadline_ms) > 0) {
+		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
+		if (poll(&pfd, 1, clock_poll_timeout(deadline_ms)) <= 0)
+			continue;
+		ssize_t n = read(client.in, discard, sizeof(discard));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+	}
+}
+
+struct head {
+	char bytes[HEAD_MAX_BYTES];
+	size_t len;
+	struct request request;
+};
+
+enum head_outcome { HEAD_PARSED, HEAD_REFUSED, HEAD_ABANDONED };
+
+/*
+ * Reads until the head is complete, too large, or the header timeout. Extra
+ * bytes read past the head are kept: they are tunnel data.
+ */
+static enum head_outcome read_head(struct head *head, int64_t deadline_ms, enum failure *failure, const char **why)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
+		int ready = poll(&pfd, 1, clock_poll_timeout(deadline_ms));
+		if (stop_requested) {
+			*why = "stopped by signal while reading the head";
+			return HEAD_ABANDONED;
+		}
+		if (ready == 0) {
+			*failure = FAILURE_HEADER_TIMEOUT;
+			*why = head->len == 0 ? "no request within the header timeout" : "request head not complete within the header timeout";
+			return HEAD_REFUSED;
+		}
+		if (ready < 0)
+			continue;
+		ssize_t n = read(client.in, head->bytes + head->len, sizeof(head->bytes) - head->len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			*why = "client read failed while reading the head";
+			return HEAD_ABANDONED;
+		}
+		if (n == 0) {
+			*why = head->len == 0 ? "client closed without a request" : "client closed in the middle of the head";
+			return HEAD_ABANDONED;
+		}
+		if (head->len == 0 && (unsigned char)head->bytes[0] == TLS_HANDSHAKE_RECORD) {
+			*why = "client spoke TLS to this plain-HTTP proxy; TLS to the proxy needs a terminator "
+			       "(stunnel, HAProxy) in front of tunneld";
+			return HEAD_ABANDONED;
+		}
+		head->len += (size_t)n;
+
+		switch (request_parse(head->bytes, head->len, &head->request)) {
+		case REQUEST_INCOMPLETE:
+			continue;
+		case REQUEST_OK:
+			return HEAD_PARSED;
+		case REQUEST_BAD:
+			*failure = FAILURE_BAD_REQUEST;
+			break;
+		case REQUEST_METHOD_NOT_ALLOWED:
+			*failure = FAILURE_METHOD_NOT_ALLOWED;
+			break;
+		case REQUEST_VERSION_NOT_SUPPORTED:
+			*failure = FAILURE_VERSION_NOT_SUPPORTED;
+			break;
+		case REQUEST_TOO_LARGE:
+			*failure = FAILURE_HEAD_TOO_LARGE;
+			break;
+		}
+		*why = head->request.why;
+		return HEAD_REFUSED;
+	}
+}
+
+static long elapsed_ms(int64_t start_ms)
+{
+	return (long)(clock_now_ms() - start_ms);
+}
+
+/* Refuses the request on the wire, logs it once, and exits. */
+static void __attribute__((noreturn)) refuse(enum failure failure, const char *why, const char *dns_rcode,
+					     const char *target, int64_t start_ms)
+{
+	char response[RESPONSE_MAX_BYTES];
+	size_t len = response_format(response, failure, why, dns_rcode);
+
+	(void)write_to_client(response, len, clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS);
+	close_client_gracefully();
+	log_connection(&(struct connection_record){ .client = client.address, .target = target,
+						    .status = failure_status(failure), .duration_ms = elapsed_ms(start_ms),
+						    .reason = why });
+	restore_client_flags();
+	exit(EXIT_SUCCESS);
+}
+
+static void __attribute__((noreturn)) abandon(const char *why, const char *target, int64_t start_ms)
+{
+	log_connection(&(struct connection_record){ .client = client.address, .target = target, .status = 0,
+						    .duration_ms = elapsed_ms(start_ms), .reason = why });
+	restore_client_flags();
+	exit(EXIT_SUCCESS);
+}
+
+static void set_client_nodelay(void)
+{
+	int on = 1;
+	/* Fails harmlessly with ENOTSOCK or EOPNOTSUPP on pipes and unix sockets. */
+	(void)setsockopt(client.out, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+int main(int argc, char **argv)
+{
+	static struct options options;
+	static struct head head;
+	int64_t start_ms = clock_now_ms();
+	enum failure failure = FAILURE_NONE;
+	const char *why = NULL;
+	struct connect_outcome outcome;
+	struct relay_result relayed;
+
+	install_signal_handlers();
+	adopt_passed_socket();
+	log_setup(LOG_TARGET_AUTO, client.in, client.out);
+	parse_options(argc, argv, &options);
+	log_setup(options.log_target, client.in, client.out);
+	identify_client();
+	make_client_nonblocking();
+
+	/* Read and parse the head. */
+	switch (read_head(&head, start_ms + (int64_t)options.header_timeout_seconds * 1000, &failure, &why)) {
+	case HEAD_ABANDONED:
+		abandon(why, "-", start_ms);
+	case HEAD_REFUSED:
+		refuse(failure, why, NULL, head.request.authority[0] != '\0' ? head.request.authority : "-", start_ms);
+	case HEAD_PARSED:
+		break;
+	}
+	const struct request *request = &head.request;
+
+	/* Policy: what may be asked for, before any DNS lookup. */
+	if (!policy_port_allowed(&options.policy, request->port))
+		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, start_ms);
+	if (!policy_host_allowed(&options.policy, request->host, request->host_kind != HOST_NAME))
+		refuse(FAILURE_HOST_DENIED, "host not allowed", NULL, request->authority, start_ms);
+
+	/* Connect: every resolved address is checked against the destination rules. */
+	int target = connector_open(request, &options.policy,
+				    clock_now_ms() + (int64_t)options.connect_timeout_seconds * 1000, &outcome);
+	if (target < 0)
+		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, start_ms);
+
+	/* Answer, then relay; bytes after the head go to the target first. */
+	if (write_to_client(RESPONSE_ESTABLISHED, strlen(RESPONSE_ESTABLISHED),
+			    clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS) < 0)
+		abandon("client write failed while answering 200", request->authority, start_ms);
+	set_client_nodelay();
+	relay_run(&(struct relay_endpoints){ .client_in = client.in, .client_out = client.out, .target = target },
+		  head.bytes + request->head_bytes, head.len - request->head_bytes, options.idle_timeout_seconds * 1000,
+		  &stop_requested, &relayed);
+
+	log_connection(&(struct connection_record){ .client = client.address, .target = request->authority, .status = 200,
+						    .bytes_up = relayed.bytes_up, .bytes_down = relayed.bytes_down,
+						    .duration_ms = elapsed_ms(start_ms), .reason = relayed.error });
+	restore_client_flags();
+	return EXIT_SUCCESS;
+}
