@@ -343,10 +343,13 @@ static void close_client_gracefully(void)
 	int64_t deadline_ms = clock_now_ms() + LINGER_AFTER_ERROR_MS;
 	struct stat st;
 
-	if (fstat(client.out, &st) == 0 && S_ISSOCK(st.st_mode))
+	if (fstat(client.out, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		(void)shutdown(client.out, SHUT_WR);
-	else if (client.out != client.in)
+	} else if (client.out != client.in) {
+		if (client.saved_out_flags >= 0)
+			(void)fcntl(client.out, F_SETFL, client.saved_out_flags);
 		(void)close(client.out);
+	}
 	while (!stop_requested && clock_poll_timeout(deadline_ms) > 0) {
 		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
 		if (poll(&pfd, 1, clock_poll_timeout(deadline_ms)) <= 0)
@@ -440,18 +443,18 @@ static void __attribute__((noreturn)) refuse(enum failure failure, const char *w
 
 	(void)write_to_client(response, len, clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS);
 	close_client_gracefully();
+	restore_client_flags();
 	log_connection(&(struct connection_record){ .client = client.address, .target = target,
 						    .status = failure_status(failure), .duration_ms = elapsed_ms(start_ms),
 						    .reason = why });
-	restore_client_flags();
 	exit(EXIT_SUCCESS);
 }
 
 static void __attribute__((noreturn)) abandon(const char *why, const char *target, int64_t start_ms)
 {
+	restore_client_flags();
 	log_connection(&(struct connection_record){ .client = client.address, .target = target, .status = 0,
 						    .duration_ms = elapsed_ms(start_ms), .reason = why });
-	restore_client_flags();
 	exit(EXIT_SUCCESS);
 }
 
@@ -508,13 +511,15 @@ int main(int argc, char **argv)
 			    clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS) < 0)
 		abandon("client write failed while answering 200", request->authority, start_ms);
 	set_client_nodelay();
-	relay_run(&(struct relay_endpoints){ .client_in = client.in, .client_out = client.out, .target = target },
+	relay_run(&(struct relay_endpoints){ .client_in = client.in, .client_out = client.out, .target = target,
+					     .client_out_flags = client.saved_out_flags },
 		  head.bytes + request->head_bytes, head.len - request->head_bytes, options.idle_timeout_seconds * 1000,
 		  &stop_requested, &relayed);
 
+	/* Before the log: a syslog socket opened by it could take a closed fd 1's number. */
+	restore_client_flags();
 	log_connection(&(struct connection_record){ .client = client.address, .target = request->authority, .status = 200,
 						    .bytes_up = relayed.bytes_up, .bytes_down = relayed.bytes_down,
 						    .duration_ms = elapsed_ms(start_ms), .reason = relayed.error });
-	restore_client_flags();
 	return EXIT_SUCCESS;
 }

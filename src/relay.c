@@ -13,6 +13,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <string.h>
@@ -66,13 +67,19 @@ static int drain(struct direction *d)
 	return 1;
 }
 
-/* Passes EOF on: a socket is half-closed; a pipe can only be closed. */
+/*
+ * Passes EOF on: a socket is half-closed; a pipe can only be closed, and its
+ * flags go back first, since after close() they cannot.
+ */
 static void finish(struct direction *d, const struct relay_endpoints *ends)
 {
-	if (d->to == ends->target || is_socket(d->to))
+	if (d->to == ends->target || is_socket(d->to)) {
 		(void)shutdown(d->to, SHUT_WR);
-	else
+	} else {
+		if (ends->client_out_flags >= 0)
+			(void)fcntl(d->to, F_SETFL, ends->client_out_flags);
 		(void)close(d->to);
+	}
 	d->done = true;
 }
 

@@ -13,6 +13,7 @@ struct relay_endpoints {
 	int client_in;
 	int client_out;    /* may equal client_in (one socket) */
 	int target;
+	int client_out_flags;  /* file status flags to give back before close(client_out), or -1 */
 };
 
 struct relay_result {

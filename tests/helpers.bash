@@ -1,6 +1,8 @@
 # Shared by every bats file: start real peers on loopback, wait with
 # timeouts, stop everything in teardown.
 
+bats_require_minimum_version 1.5.0
+
 TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 TUNNELD=${TUNNELD:-$TOP/tunneld}
 PYTHON=/usr/bin/python3
@@ -78,10 +80,13 @@ start_target() {
 }
 
 # start_proxy ARGS...: tunneld under systemd-socket-activate --inetd, logging
-# to $LOG. Sets PROXY_PORT. The default policy of the tests reaches loopback.
+# to $LOG. Sets PROXY_PORT. With HOSTS_FILE set, tunneld sees that file as
+# /etc/hosts (a private mount namespace), for names with chosen addresses.
 start_proxy() {
+	local wrapper=()
 	PROXY_PORT=$(free_port)
-	start_bg sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$0" --accept --inetd "$@" 2>>"'"$LOG"'"' \
+	[ -n "${HOSTS_FILE:-}" ] && wrapper=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$HOSTS_FILE")
+	start_bg "${wrapper[@]}" sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$0" --accept --inetd "$@" 2>>"'"$LOG"'"' \
 		"$PROXY_PORT" "$TUNNELD" --log=stderr "$@"
 	wait_for "proxy on $PROXY_PORT" port_open "$PROXY_PORT"
 }
@@ -101,4 +106,26 @@ raw_request() {
 # A response's status line and header fields, CR removed.
 head_of() {
 	sed -n '1,/^\r\?$/p' | tr -d '\r'
+}
+
+# start_pipe_proxy ARGS...: tunneld on two pipes (socat EXEC ... ,pipes), the
+# shape ssh and stunnel give it. Sets PROXY_PORT.
+start_pipe_proxy() {
+	PROXY_PORT=$(free_port)
+	# A script, because socat's address syntax gives ':' and ',' meanings of its own.
+	local script=$BATS_TEST_TMPDIR/tunneld-on-pipes
+	printf '#!/bin/sh\nexec %s\n' "$(printf '%q ' "$TUNNELD" --log=stderr "$@")" >"$script"
+	chmod +x "$script"
+	start_bg sh -c 'exec socat TCP-LISTEN:"$0",bind=127.0.0.1,reuseaddr,fork EXEC:"$1",pipes 2>>"'"$LOG"'"' \
+		"$PROXY_PORT" "$script"
+	wait_for "pipe proxy on $PROXY_PORT" port_open "$PROXY_PORT"
+}
+
+# make_file PATH MIB: a file of random bytes.
+make_file() {
+	head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$1"
+}
+
+sha_of() {
+	sha256sum "$1" | cut -d' ' -f1
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bats
+# SPEC §4: the command line.
+
+load helpers
+
+@test "--help and -h print the usage on stdout and exit 0" {
+	run --separate-stderr "$TUNNELD" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == "usage: tunneld [options]"* ]]
+	for option in --allow-port --allow-dest --deny-dest --allow-host --header-timeout --connect-timeout --idle-timeout --log --help --version; do
+		[[ "$output" == *"$option"* ]] || { echo "missing $option" >&2; return 1; }
+	done
+	run "$TUNNELD" -h
+	[ "$status" -eq 0 ]
+	[[ "$output" == "usage: tunneld [options]"* ]]
+}
+
+@test "--version and -V print the version on stdout and exit 0" {
+	run --separate-stderr "$TUNNELD" --version
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^tunneld\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+	run "$TUNNELD" -V
+	[ "$status" -eq 0 ]
+}
+
+@test "a bad option or value exits 2 with a message on the log, and the client gets nothing" {
+	local bad=(--bogus "--allow-port=0" "--allow-port=70000" "--allow-port=5-1" "--allow-port=1,,2" "--allow-dest=10.0.0.0/33"
+		"--deny-dest=nonsense" "--header-timeout=0" "--connect-timeout=1.5" "--idle-timeout=-1" "--log=file" "--allow-host=a*b" extra-argument)
+	for option in "${bad[@]}"; do
+		run --separate-stderr "$TUNNELD" --log=stderr "$option" </dev/null
+		[ "$status" -eq 2 ] || { echo "$option: status $status" >&2; return 1; }
+		[ -z "$output" ]
+		[[ "$stderr" == "tunneld: "* ]] || { echo "$option: $stderr" >&2; return 1; }
+	done
+	run --separate-stderr "$TUNNELD" --header-timeout </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == "tunneld: option '--header-timeout' needs a value" ]]
+}
+
+@test "a client behind a bad configuration gets no 200, only a closed connection" {
+	start_target echo
+	start_proxy --allow-port=nonsense
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ -z "$output" ]
+	wait_log "tunneld: bad --allow-port 'nonsense'"
+}
+
+@test "short options work like the long ones" {
+	start_target echo
+	start_proxy -p "$TARGET_PORT" -a 127.0.0.1/32 -d 10.0.0.0/8 -H 127.0.0.1 -t 5 -c 5 -i 5 -l stderr
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nshort"
+	[[ "$output" == "HTTP/1.1 200"*"short" ]]
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""Precise CONNECT clients for behaviours plain tools cannot show.
+
+usage:
+  client.py after-target-eof PROXYPORT HOST PORT
+      tunnel to a speak-first target; read its greeting up to its EOF, then
+      send a line (the client may still talk after the target half-closed)
+      and half-close. Prints the greeting.
+  client.py pipe-after-target-eof TUNNELD ARGS... -- HOST PORT
+      the same over two pipes, tunneld being the child: its close(fd 1) is
+      the EOF. (socat's EXEC ...,pipes keeps a copy of the pipe's write end,
+      so no EOF could come through it.)
+  client.py pipe-flags TUNNELD ARGS... -- HOST PORT
+      run tunneld on two pipes (the ssh/stunnel shape), tunnel one line to an
+      echo target, and check that the pipes' O_NONBLOCK flags are as before.
+"""
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+
+
+def read_head(sock_or_fd, read):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = read(1)
+        if not data:
+            raise SystemExit("connection closed before the response head: %r" % head)
+        head += data
+    if not head.startswith(b"HTTP/1.1 200 "):
+        raise SystemExit("unexpected response: %r" % head)
+
+
+def after_target_eof(proxy_port, host, port):
+    sock = socket.create_connection(("127.0.0.1", int(proxy_port)), timeout=10)
+    sock.sendall(b"CONNECT %s:%s HTTP/1.1\r\n\r\n" % (host.encode(), port.encode()))
+    read_head(sock, sock.recv)
+    greeting = b""
+    while True:
+        data = sock.recv(4096)
+        if not data:
+            break
+        greeting += data
+    sock.sendall(b"sent after target EOF\n")
+    sock.shutdown(socket.SHUT_WR)
+    if sock.recv(1) != b"":
+        raise SystemExit("data after EOF")
+    sys.stdout.write(greeting.decode())
+
+
+def pipe_after_target_eof(argv):
+    split = argv.index("--")
+    command, (host, port) = argv[:split], argv[split + 1:]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    child.stdin.write(b"CONNECT %s:%s HTTP/1.1\r\n\r\n" % (host.encode(), port.encode()))
+    child.stdin.flush()
+    read_head(child.stdout, child.stdout.read)
+    greeting = child.stdout.read()  # to EOF: tunneld closed its fd 1
+    child.stdin.write(b"sent after target EOF\n")
+    child.stdin.close()
+    child.wait(timeout=10)
+    sys.stdout.write(greeting.decode())
+
+
+def pipe_flags(argv):
+    split = argv.index("--")
+    command, (host, port) = argv[:split], argv[split + 1:]
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    # Keep the child's ends open here too: they share the open file
+    # descriptions (and so the O_NONBLOCK flag) with the child's fd 0 and 1.
+    before = (fcntl.fcntl(to_child_r, fcntl.F_GETFL), fcntl.fcntl(from_child_w, fcntl.F_GETFL))
+    child = subprocess.Popen(command, stdin=to_child_r, stdout=from_child_w)
+    os.write(to_child_w, b"CONNECT %s:%s HTTP/1.1\r\n\r\nthrough two pipes\n" % (host.encode(), port.encode()))
+    os.close(to_child_w)
+    reply = b""
+    while not reply.endswith(b"through two pipes\n"):
+        data = os.read(from_child_r, 4096)
+        if not data:
+            break
+        reply += data
+    child.wait(timeout=10)
+    after = (fcntl.fcntl(to_child_r, fcntl.F_GETFL), fcntl.fcntl(from_child_w, fcntl.F_GETFL))
+    if not reply.startswith(b"HTTP/1.1 200 ") or not reply.endswith(b"through two pipes\n"):
+        raise SystemExit("bad reply %r" % reply)
+    if before != after:
+        raise SystemExit("flags changed: before %r after %r" % (before, after))
+    print("flags restored", child.returncode)
+
+
+def main():
+    if sys.argv[1] == "after-target-eof":
+        after_target_eof(*sys.argv[2:5])
+    elif sys.argv[1] == "pipe-after-target-eof":
+        pipe_after_target_eof(sys.argv[2:])
+    elif sys.argv[1] == "pipe-flags":
+        pipe_flags(sys.argv[2:])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

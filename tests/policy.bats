@@ -1,0 +1,125 @@
+#!/usr/bin/env bats
+# SPEC §4 and §5: ports, host patterns, destination rules and their built-in denies.
+
+load helpers
+
+status_of() {
+	printf '%s\n' "$output" | head -n 1 | tr -d '\r'
+}
+
+@test "only port 443 is allowed by default: 403 http_request_denied for another port" {
+	start_proxy --allow-dest=127.0.0.0/8
+	run raw_request 'CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n'
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+	printf '%s\n' "$output" | grep -q '^Proxy-Status: tunneld; error=http_request_denied; details="port not allowed"'
+	wait_log "-> 127.0.0.1:22 status=403 .*reason=port not allowed"
+}
+
+@test "--allow-port lists and ranges, repeated, replace the default" {
+	start_target echo
+	start_proxy --allow-dest=127.0.0.0/8 --allow-port=22 -p "1-2,$TARGET_PORT"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nin-range"
+	[[ "$output" == "HTTP/1.1 200"*"in-range" ]]
+	run raw_request 'CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n'
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+@test "loopback is denied by default: 403 destination_ip_prohibited, never connected" {
+	start_target echo
+	start_proxy --allow-port='*'
+	for target in "127.0.0.1:$TARGET_PORT" "[::1]:$TARGET_PORT" "[::ffff:127.0.0.1]:$TARGET_PORT" "localhost:$TARGET_PORT" "0.0.0.0:$TARGET_PORT"; do
+		run raw_request "CONNECT $target HTTP/1.1\r\n\r\n"
+		[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ] || { echo "$target: $output" >&2; return 1; }
+		printf '%s\n' "$output" | grep -q '^Proxy-Status: tunneld; error=destination_ip_prohibited'
+	done
+	wait_log "-> localhost:$TARGET_PORT status=403 .*every address of the target is denied"
+}
+
+@test "an explicit --allow-dest of equal or longer prefix lifts a built-in deny" {
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.1/32
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nallowed"
+	[[ "$output" == "HTTP/1.1 200"*"allowed" ]]
+	run raw_request "CONNECT 127.0.0.2:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+@test "a shorter --allow-dest does not lift a longer built-in deny" {
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=0.0.0.0/0
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+@test "the longest prefix decides, and deny beats allow at equal length" {
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.0/8 --deny-dest=127.0.0.0/24 --allow-dest=127.0.0.1/32
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nmost-specific"
+	[[ "$output" == "HTTP/1.1 200"*"most-specific" ]]
+	run raw_request "CONNECT 127.0.0.2:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+	stop_all
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.1/32 --deny-dest=127.0.0.1/32
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+@test "default-deny: --deny-dest 0.0.0.0/0 and ::/0 plus allows" {
+	start_target echo
+	start_proxy --allow-port='*' --deny-dest=0.0.0.0/0 --deny-dest=::/0 --allow-dest=127.0.0.1/32
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nonly-this"
+	[[ "$output" == "HTTP/1.1 200"*"only-this" ]]
+	run raw_request "CONNECT 192.0.2.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+@test "IPv4-mapped IPv6 addresses are judged as their IPv4 address" {
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.1/32
+	run raw_request "CONNECT [::ffff:127.0.0.1]:$TARGET_PORT HTTP/1.1\r\n\r\nmapped"
+	[[ "$output" == "HTTP/1.1 200"*"mapped" ]]
+}
+
+@test "a name resolving only to denied addresses is refused; the address connected is the address checked" {
+	start_target echo --host ::1
+	# dual.test is 127.0.0.1 and ::1: only ::1 is allowed, and only ::1 listens.
+	HOSTS_FILE=$BATS_TEST_TMPDIR/hosts
+	printf '127.0.0.1 dual.test\n::1 dual.test\n' >"$HOSTS_FILE"
+	start_proxy --allow-port='*' --allow-dest=::1/128
+	run raw_request "CONNECT dual.test:$TARGET_PORT HTTP/1.1\r\n\r\nvia-v6"
+	[[ "$output" == "HTTP/1.1 200"*"via-v6" ]]
+	# With only 127.0.0.1 allowed, nothing is connected: 127.0.0.1 does not listen there.
+	stop_all
+	start_target echo --host ::1
+	start_proxy --allow-port='*' --allow-dest=127.0.0.1/32
+	run raw_request "CONNECT dual.test:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[[ "$output" == "HTTP/1.1 502 Bad Gateway"* ]]
+	wait_log "dual.test:$TARGET_PORT status=502 .*reason=connection refused"
+}
+
+@test "--allow-host: exact names and *.domain, case-insensitive; others 403" {
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.0/8 --allow-host=LOCALHOST --allow-host='*.example.com'
+	run raw_request "CONNECT localhost:$TARGET_PORT HTTP/1.1\r\n\r\nnamed"
+	[[ "$output" == "HTTP/1.1 200"*"named" ]]
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+	printf '%s\n' "$output" | grep -q 'error=http_request_denied; details="host not allowed"'
+	# *.example.com matches below example.com (refused later by DNS, not by policy), not example.com itself.
+	run raw_request 'CONNECT a.b.Example.COM:443 HTTP/1.1\r\n\r\n'
+	[ "$(status_of)" = "HTTP/1.1 502 Bad Gateway" ]
+	run raw_request 'CONNECT example.com:443 HTTP/1.1\r\n\r\n'
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+@test "--allow-host: an IP literal host matches only an equal IP-literal pattern" {
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.0/8 --allow-dest=::1 --allow-host=127.0.0.1 --allow-host=0:0::1
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nv4"
+	[[ "$output" == "HTTP/1.1 200"*"v4" ]]
+	run raw_request "CONNECT ::1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 502 Bad Gateway" ]
+	run raw_request "CONNECT 127.0.0.2:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bats
+# SPEC §1 and §7: both plumbing shapes, half-close, no loss, bounded waits.
+
+load helpers
+
+@test "64 MiB each way at once, one socket on fds 0/1: sha256 equal both ways" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	make_file "$BATS_TEST_TMPDIR/up" 64
+	timeout 60 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/up" >"$BATS_TEST_TMPDIR/down"
+	[ "$(sha_of "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/up")" ]
+	wait_log "status=200 up=67108864 down=67108864"
+}
+
+@test "64 MiB each way at once, two pipes on fds 0/1: sha256 equal both ways" {
+	start_target echo
+	start_pipe_proxy "${LOOPBACK_POLICY[@]}"
+	make_file "$BATS_TEST_TMPDIR/up" 64
+	timeout 60 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/up" >"$BATS_TEST_TMPDIR/down"
+	[ "$(sha_of "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/up")" ]
+	wait_log "status=200 up=67108864 down=67108864"
+}
+
+@test "client EOF reaches the target as a half-close, and the answer still comes back (echo x | nc)" {
+	start_target sha
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run sh -c "printf 'abc' | timeout 10 nc -N -X connect -x 127.0.0.1:$PROXY_PORT 127.0.0.1 $TARGET_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'abc' | sha256sum | cut -d' ' -f1) 3" ]
+}
+
+@test "client EOF over two pipes reaches the target too" {
+	start_target sha
+	start_pipe_proxy "${LOOPBACK_POLICY[@]}"
+	run sh -c "printf 'abcd' | timeout 10 nc -N -X connect -x 127.0.0.1:$PROXY_PORT 127.0.0.1 $TARGET_PORT"
+	[ "$output" = "$(printf 'abcd' | sha256sum | cut -d' ' -f1) 4" ]
+}
+
+@test "target EOF reaches the client, and the client can still send (socket shape)" {
+	start_target speak-first "$BATS_TEST_TMPDIR/received"
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run timeout 10 "$PYTHON" "$PEERS/client.py" after-target-eof "$PROXY_PORT" 127.0.0.1 "$TARGET_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello from target" ]
+	wait_for "target received" grep -qx 'sent after target EOF' "$BATS_TEST_TMPDIR/received"
+	wait_log "status=200 up=22 down=18"
+}
+
+@test "target EOF reaches the client as close(fd 1) over two pipes, and the client can still send" {
+	start_target speak-first "$BATS_TEST_TMPDIR/received"
+	run timeout 10 "$PYTHON" "$PEERS/client.py" pipe-after-target-eof "$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}" -- 127.0.0.1 "$TARGET_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "hello from target" ]
+	wait_for "target received" grep -qx 'sent after target EOF' "$BATS_TEST_TMPDIR/received"
+}
+
+@test "O_NONBLOCK on inherited pipes is given back before exit" {
+	start_target echo
+	run timeout 20 "$PYTHON" "$PEERS/client.py" pipe-flags "$TUNNELD" --log=none "${LOOPBACK_POLICY[@]}" -- 127.0.0.1 "$TARGET_PORT"
+	[ "$status" -eq 0 ]
+	[ "$output" = "flags restored 0" ]
+}
+
+@test "the idle timeout closes a silent tunnel, and the log says so" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}" --idle-timeout=1
+	run sh -c "{ printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping'; sleep 6; } | timeout 10 nc 127.0.0.1 $PROXY_PORT"
+	[[ "$output" == "HTTP/1.1 200"*"ping" ]]
+	wait_log "status=200 up=4 down=4 duration_ms=1[0-9]{3} reason=idle timeout"
+}
+
+@test "without an idle timeout a quiet tunnel stays up" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run sh -c "{ printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nfirst'; sleep 2; printf second; } | timeout 10 nc -N 127.0.0.1 $PROXY_PORT"
+	[[ "$output" == "HTTP/1.1 200"*"firstsecond" ]]
+}
+
+@test "a client that vanishes mid-download ends the tunnel: no crash from SIGPIPE, a log record" {
+	start_target source 100000000
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run sh -c "printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n' | timeout 10 nc 127.0.0.1 $PROXY_PORT | head -c 100000 >/dev/null"
+	wait_log "status=200 up=0 down=[1-9][0-9]* duration_ms=[0-9]+ reason=client (read|write) failed"
+	! grep -q 'died with code [^0]\|killed' "$LOG"
+}
