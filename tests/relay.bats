@@ -48,10 +48,11 @@ load helpers
 
 @test "target EOF reaches the client as close(fd 1) over two pipes, and the client can still send" {
 	start_target speak-first "$BATS_TEST_TMPDIR/received"
-	run timeout 10 "$PYTHON" "$PEERS/client.py" pipe-after-target-eof "$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}" -- 127.0.0.1 "$TARGET_PORT"
+	run --separate-stderr timeout 10 "$PYTHON" "$PEERS/client.py" pipe-after-target-eof "$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}" -- 127.0.0.1 "$TARGET_PORT"
 	[ "$status" -eq 0 ]
 	[ "$output" = "hello from target" ]
 	wait_for "target received" grep -qx 'sent after target EOF' "$BATS_TEST_TMPDIR/received"
+	[[ "$stderr" == *"status=200 up=22 down=18"* ]]
 }
 
 @test "O_NONBLOCK on inherited pipes is given back before exit" {
