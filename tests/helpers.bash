@@ -129,3 +129,54 @@ make_file() {
 sha_of() {
 	sha256sum "$1" | cut -d' ' -f1
 }
+
+# make_certs DIR: a throwaway CA and a server certificate for 127.0.0.1, ::1
+# and localhost: DIR/ca.pem, DIR/server.pem, DIR/server.key.
+make_certs() {
+	local dir=$1
+	mkdir -p "$dir"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=tunneld-test-ca \
+		-keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+		-keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n' >"$dir/san.ext"
+	openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+		-extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+}
+
+# start_tls_target CERTDIR [HOST]: openssl s_server -www. Sets TLS_TARGET_PORT.
+start_tls_target() {
+	local host=${2:-127.0.0.1}
+	TLS_TARGET_PORT=$(free_port)
+	local accept="$host:$TLS_TARGET_PORT"
+	[[ "$host" == *:* ]] && accept="[$host]:$TLS_TARGET_PORT"
+	start_bg openssl s_server -quiet -www -accept "$accept" -cert "$1/server.pem" -key "$1/server.key"
+	wait_for "TLS target on $accept" port_open "$TLS_TARGET_PORT" "$host"
+}
+
+# start_sshd DIR: a throwaway sshd on loopback, root's key in DIR/client_key.
+# Sets SSHD_PORT and SSH_OPTIONS.
+start_sshd() {
+	local dir=$1
+	mkdir -p "$dir" /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+	ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
+	cp "$dir/client_key.pub" "$dir/authorized_keys"
+	SSHD_PORT=$(free_port)
+	cat >"$dir/sshd_config" <<CONFIG
+ListenAddress 127.0.0.1:$SSHD_PORT
+HostKey $dir/host_key
+PidFile none
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AuthorizedKeysFile $dir/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+LogLevel ERROR
+CONFIG
+	start_bg /usr/sbin/sshd -D -e -f "$dir/sshd_config"
+	wait_for "sshd on $SSHD_PORT" port_open "$SSHD_PORT"
+	SSH_OPTIONS=(-F none -i "$dir/client_key" -o BatchMode=yes -o StrictHostKeyChecking=no
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
+}
