@@ -115,7 +115,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 	va_start(args, format);
 	(void)vsnprintf(message, sizeof(message), format, args);
 	va_end(args);
-	log_error("%s", message);
+	log_error(message);
 	exit(EXIT_USAGE);
 }
 
@@ -288,7 +288,7 @@ static void identify_client(void)
 {
 	const char *host = getenv("REMOTE_ADDR");
 	const char *ssh_client = getenv("SSH_CLIENT");
-	struct sockaddr_storage peer;
+	struct sockaddr_storage peer = { 0 };
 	socklen_t peer_len = sizeof(peer);
 
 	if (host == NULL || !is_address_text(host))

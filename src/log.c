@@ -10,7 +10,6 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +61,17 @@ static bool stderr_is_client(int client_in, int client_out)
 static bool stderr_is_journal(void)
 {
 	const char *stream = getenv("JOURNAL_STREAM");
-	unsigned long long device, inode;
+	char *end;
 	struct stat st;
 
-	if (stream == NULL || sscanf(stream, "%llu:%llu", &device, &inode) != 2 || fstat(STDERR_FILENO, &st) < 0)
+	if (stream == NULL || fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	unsigned long long device = strtoull(stream, &end, 10);
+	if (end == stream || *end != ':')
+		return false;
+	const char *inode_text = end + 1;
+	unsigned long long inode = strtoull(inode_text, &end, 10);
+	if (end == inode_text || *end != '\0')
 		return false;
 	return st.st_dev == (dev_t)device && st.st_ino == (ino_t)inode;
 }
@@ -140,15 +146,9 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 	}
 }
 
-void log_error(const char *format, ...)
+void log_error(const char *message)
 {
-	char line[LOG_LINE_MAX_BYTES];
-	va_list args;
-
-	va_start(args, format);
-	(void)vsnprintf(line, sizeof(line), format, args);
-	va_end(args);
-	emit(LOG_ERR, line, NULL, 0);
+	emit(LOG_ERR, message, NULL, 0);
 }
 
 /* PRIORITY by outcome: a tunnel is routine, a refusal notable, an upstream failure a warning. */

@@ -27,7 +27,7 @@ int log_parse_target(const char *text, enum log_target *target);
 void log_setup(enum log_target requested, int client_in, int client_out);
 
 /* A line about tunneld itself (bad option, unreadable file): priority err. */
-void log_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void log_error(const char *message);
 
 void log_connection(const struct connection_record *record);
 

@@ -49,11 +49,12 @@ static int add_rule(struct policy *policy, const char *cidr, enum rule_action ac
 		*why = "too many destination rules";
 		return -1;
 	}
-	if (strlen(cidr) >= sizeof(text)) {
+	size_t cidr_len = strlen(cidr);
+	if (cidr_len >= sizeof(text)) {
 		*why = "malformed CIDR";
 		return -1;
 	}
-	strcpy(text, cidr);
+	memcpy(text, cidr, cidr_len + 1);
 	char *slash = strchr(text, '/');
 	if (slash != NULL)
 		*slash = '\0';
@@ -107,6 +108,7 @@ int policy_add_ports(struct policy *policy, const char *list, const char **why)
 {
 	char copy[1024];
 	char *saveptr = NULL;
+	size_t list_len = strlen(list);
 
 	if (!policy->ports_given) {
 		policy->ports_given = true;
@@ -116,12 +118,12 @@ int policy_add_ports(struct policy *policy, const char *list, const char **why)
 		policy->any_port = true;
 		return 0;
 	}
-	if (strlen(list) >= sizeof(copy) || list[0] == '\0' || list[0] == ',' || list[strlen(list) - 1] == ',' ||
+	if (list_len >= sizeof(copy) || list_len == 0 || list[0] == ',' || list[list_len - 1] == ',' ||
 	    strstr(list, ",,") != NULL) {
 		*why = "malformed port list";
 		return -1;
 	}
-	strcpy(copy, list);
+	memcpy(copy, list, list_len + 1);
 	for (char *item = strtok_r(copy, ",", &saveptr); item != NULL; item = strtok_r(NULL, ",", &saveptr)) {
 		long first, last;
 		char *dash = strchr(item, '-');
@@ -158,7 +160,7 @@ int policy_add_host_pattern(struct policy *policy, const char *pattern, const ch
 		*why = "too many host patterns";
 		return -1;
 	}
-	strcpy(policy->host_patterns[policy->host_pattern_count++], pattern);
+	memcpy(policy->host_patterns[policy->host_pattern_count++], pattern, len + 1);
 	return 0;
 }
 

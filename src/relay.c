@@ -107,7 +107,7 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 		struct direction *directions[2] = { &up, &down };
 		struct pollfd fds[4];
 
-		for (int i = 0; i < 2; i++) {
+		for (size_t i = 0; i < 2; i++) {
 			struct direction *d = directions[i];
 			if (!d->done && d->source_done && d->start == d->end)
 				finish(d, ends);
@@ -136,7 +136,7 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 		}
 
 		bool moved = false;
-		for (int i = 0; i < 2; i++) {
+		for (size_t i = 0; i < 2; i++) {
 			struct direction *d = directions[i];
 			struct direction *other = directions[1 - i];
 			if (fds[2 * i].fd >= 0 && fds[2 * i].revents != 0) {

@@ -139,9 +139,13 @@ static int parse_port(const char *text, size_t len, struct request *req)
 /* The target as the client wrote it, for the log even when refused: printable, bounded. */
 static void record_authority(const char *text, size_t len, struct request *req)
 {
-	size_t n = len < AUTHORITY_MAX_BYTES ? len : AUTHORITY_MAX_BYTES;
-	for (size_t i = 0; i < n; i++)
-		req->authority[i] = text[i] > 0x20 && text[i] < 0x7f ? text[i] : '?';
+	size_t n;
+	for (n = 0; n < len && n < AUTHORITY_MAX_BYTES; n++) {
+		char c = text[n];
+		if (c <= 0x20 || c >= 0x7f)
+			c = '?';
+		req->authority[n] = c;
+	}
 	req->authority[n] = '\0';
 }
 
@@ -151,9 +155,9 @@ int request_parse_authority(const char *text, size_t len, struct request *req)
 	size_t host_len;
 	const char *colon;
 
-	record_authority(text, len, req);
 	if (len == 0)
 		return fail(req, "empty authority");
+	record_authority(text, len, req);
 	if (len > AUTHORITY_MAX_BYTES)
 		return fail(req, "authority too long");
 	if (memchr(text, '@', len) != NULL)
