@@ -61,7 +61,7 @@ check: deps-test
 	@$(MAKE) --no-print-directory all lint test
 
 test: tunneld
-	bats --timing tests/
+	scripts/run-bats tests/
 
 lint:
 	clang-tidy --quiet $(SOURCES) -- $(TUNNELD_CPPFLAGS) 2>&1 | { grep -v 'warnings generated' || true; }; \

@@ -53,6 +53,18 @@ print(response.status, response.read().decode().strip())
 	[ "$output" = "200 hello through the tunnel" ]
 }
 
+@test "systemd's native passing: the connection as fd 3 with LISTEN_FDS=1 (no --inetd)" {
+	start_target echo
+	PROXY_PORT=$(free_port)
+	start_bg sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$0" --accept "$@" 2>>"'"$LOG"'"' \
+		"$PROXY_PORT" "$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}"
+	wait_for "proxy on $PROXY_PORT" port_open "$PROXY_PORT"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nvia-fd-3"
+	[[ "$output" == "HTTP/1.1 200"*"via-fd-3" ]]
+	# The client is named by getpeername on fd 3.
+	wait_log "tunneld: 127.0.0.1:[0-9]+ -> 127.0.0.1:$TARGET_PORT status=200 up=8 down=8"
+}
+
 # start_xinetd SERVER_ARGS...: the shipped tunneld.xinetd, port, path and arguments patched.
 start_xinetd() {
 	XINETD_PORT=$(free_port)

@@ -189,3 +189,36 @@ assert_refusal() {
 	run raw_request "CONNECT no-such-host.invalid.:443 HTTP/1.1\r\n\r\n"
 	assert_refusal 502 "Bad Gateway" dns_error
 }
+
+@test "504 connection_timeout when the target drops SYNs, after the connect timeout" {
+	start_target blackhole
+	start_proxy "${LOOPBACK_POLICY[@]}" --connect-timeout=1
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	assert_refusal 504 "Gateway Timeout" connection_timeout
+	wait_log "status=504 up=0 down=0 duration_ms=(1[0-9]{3}|2[0-9]{3}) reason=connection to the target timed out"
+}
+
+# in_empty_netns COMMAND...: COMMAND in a network namespace of its own with only
+# loopback up: nothing it sends can leave the machine.
+in_empty_netns() {
+	unshare --net --mount sh -c 'ip link set lo up && exec "$@"' _ "$@"
+}
+
+@test "502 destination_ip_unroutable when there is no route (an empty network namespace, over pipes)" {
+	run --separate-stderr in_empty_netns sh -c "printf 'CONNECT 192.0.2.1:443 HTTP/1.1\r\n\r\n' | timeout 10 '$TUNNELD' --log=stderr --allow-dest=192.0.2.0/24"
+	assert_refusal 502 "Bad Gateway" destination_ip_unroutable
+	[[ "$stderr" == *"-> 192.0.2.1:443 status=502 up=0 down=0 duration_ms="*"reason=target unreachable"* ]]
+}
+
+@test "504 dns_timeout when the resolver does not answer within the connect timeout" {
+	printf 'nameserver 127.0.0.1\noptions timeout:30 attempts:1\n' >"$BATS_TEST_TMPDIR/resolv.conf"
+	# A resolver that reads queries and never answers, in the namespace's own loopback.
+	run --separate-stderr in_empty_netns sh -c "
+		mount --bind '$BATS_TEST_TMPDIR/resolv.conf' /etc/resolv.conf
+		$PYTHON -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((\"127.0.0.1\",53)); time.sleep(30)' &
+		sleep 0.3
+		printf 'CONNECT silent.example:443 HTTP/1.1\r\n\r\n' | timeout 10 '$TUNNELD' --log=stderr --connect-timeout=1
+		kill \$!"
+	assert_refusal 504 "Gateway Timeout" dns_timeout
+	[[ "$stderr" == *"-> silent.example:443 status=504 up=0 down=0 duration_ms="*"reason=name resolution timed out"* ]]
+}

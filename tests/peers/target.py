@@ -13,6 +13,9 @@ killed. Modes:
                 the client could still send after the target's EOF
   source        send ARG bytes of a fixed pattern, then close
   sink          read and discard until EOF
+  blackhole     accept nothing: a listen backlog of 0, filled by one
+                connection of its own, so the kernel drops further SYNs and
+                a connect() hangs as it would towards a firewalled host
 """
 import hashlib
 import socket
@@ -90,11 +93,16 @@ def main():
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, 0))
-    listener.listen(128)
+    listener.listen(0 if mode == "blackhole" else 128)
+    if mode == "blackhole":
+        filler = socket.create_connection((host, listener.getsockname()[1]))
     with open(port_file + ".tmp", "w") as f:
         f.write("%d\n" % listener.getsockname()[1])
     import os
     os.rename(port_file + ".tmp", port_file)
+    if mode == "blackhole":
+        while True:
+            filler.recv(1)
     while True:
         conn, _ = listener.accept()
         threading.Thread(target=serve, args=(conn, mode, arg), daemon=True).start()
