@@ -24,11 +24,12 @@ HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
-SOURCES = tunneld.c src/request.c src/policy.c src/response.c src/connector.c src/relay.c src/log.c src/systemd.c
+SOURCES = tunneld.c src/request.c src/policy.c src/auth.c src/response.c src/connector.c src/relay.c src/log.c \
+	src/systemd.c src/lazy.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
-TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh-server openssh-client \
+TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
 	iproute2 procps
 

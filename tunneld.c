@@ -12,6 +12,7 @@
  * request (parser), policy (who may be reached), connector (resolve and
  * connect), relay (the poll loop), response (the wire table), log.
  */
+#include "src/auth.h"
 #include "src/clock.h"
 #include "src/connector.h"
 #include "src/log.h"
@@ -53,6 +54,8 @@
 
 struct options {
 	struct policy policy;
+	bool auth_enabled;
+	struct auth auth;
 	int header_timeout_seconds;
 	int connect_timeout_seconds;
 	int idle_timeout_seconds;
@@ -81,6 +84,7 @@ static void usage(FILE *stream)
 		      "  -a, --allow-dest CIDR       destinations to permit, over the built-in denies\n"
 		      "  -d, --deny-dest CIDR        destinations to refuse\n"
 		      "  -H, --allow-host PATTERN    host names to permit: name or *.domain (default any)\n"
+		      "  -A, --auth-file FILE        require Basic proxy auth against htpasswd-style FILE\n"
 		      "  -t, --header-timeout SEC    time to receive the request head (default 10)\n"
 		      "  -c, --connect-timeout SEC   time to resolve and connect (default 10)\n"
 		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
@@ -126,6 +130,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ "allow-dest", required_argument, NULL, 'a' },
 		{ "deny-dest", required_argument, NULL, 'd' },
 		{ "allow-host", required_argument, NULL, 'H' },
+		{ "auth-file", required_argument, NULL, 'A' },
 		{ "header-timeout", required_argument, NULL, 't' },
 		{ "connect-timeout", required_argument, NULL, 'c' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
@@ -135,6 +140,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *why = NULL;
+	const char *auth_file = NULL;
 	int option;
 
 	policy_init(&options->policy);
@@ -144,7 +150,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->log_target = LOG_TARGET_AUTO;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
-	while ((option = getopt_long(argc, argv, ":p:a:d:H:t:c:i:l:hV", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:hV", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'p':
 			if (policy_add_ports(&options->policy, optarg, &why) < 0)
@@ -158,6 +164,9 @@ static void parse_options(int argc, char **argv, struct options *options)
 		case 'H':
 			if (policy_add_host_pattern(&options->policy, optarg, &why) < 0)
 				exit_usage("bad --allow-host '%s': %s", optarg, why);
+			break;
+		case 'A':
+			auth_file = optarg;
 			break;
 		case 't':
 			if (parse_seconds(optarg, 1, TIMEOUT_MAX_SECONDS, &options->header_timeout_seconds) < 0)
@@ -190,6 +199,12 @@ static void parse_options(int argc, char **argv, struct options *options)
 	}
 	if (optind < argc)
 		exit_usage("unexpected argument '%s': see tunneld --help", argv[optind]);
+	if (auth_file != NULL) {
+		char message[512];
+		if (auth_load(&options->auth, auth_file, message, sizeof(message)) < 0)
+			exit_usage("%s", message);
+		options->auth_enabled = true;
+	}
 }
 
 /*
@@ -434,9 +449,12 @@ static long elapsed_ms(int64_t start_ms)
 	return (long)(clock_now_ms() - start_ms);
 }
 
-/* Refuses the request on the wire, logs it once, and exits. */
-static void __attribute__((noreturn)) refuse(enum failure failure, const char *why, const char *dns_rcode,
-					     const char *target, int64_t start_ms)
+/*
+ * Refuses the request on the wire, logs it once, and exits. why is what the
+ * client is told; log_reason, if not NULL, what only the log is told.
+ */
+static void __attribute__((noreturn)) refuse_logging(enum failure failure, const char *why, const char *log_reason,
+						     const char *dns_rcode, const char *target, int64_t start_ms)
 {
 	char response[RESPONSE_MAX_BYTES];
 	size_t len = response_format(response, failure, why, dns_rcode);
@@ -446,8 +464,42 @@ static void __attribute__((noreturn)) refuse(enum failure failure, const char *w
 	restore_client_flags();
 	log_connection(&(struct connection_record){ .client = client.address, .target = target,
 						    .status = failure_status(failure), .duration_ms = elapsed_ms(start_ms),
-						    .reason = why });
+						    .reason = log_reason != NULL ? log_reason : why });
 	exit(EXIT_SUCCESS);
+}
+
+static void __attribute__((noreturn)) refuse(enum failure failure, const char *why, const char *dns_rcode,
+					     const char *target, int64_t start_ms)
+{
+	refuse_logging(failure, why, NULL, dns_rcode, target, start_ms);
+}
+
+/*
+ * 407 unless the credentials are good. The client hears only that it must
+ * authenticate; the log hears which user failed, never the password.
+ */
+static void authenticate(const struct auth *auth, const struct request *request, int64_t start_ms)
+{
+	static const char required[] = "proxy authentication required";
+	char log_reason[128];
+	const char *user;
+
+	switch (auth_check(auth, request->credentials, &user)) {
+	case AUTH_GRANTED:
+		return;
+	case AUTH_MISSING:
+		refuse_logging(FAILURE_AUTH_REQUIRED, required, "no proxy credentials", NULL, request->authority, start_ms);
+	case AUTH_MALFORMED:
+		refuse_logging(FAILURE_AUTH_REQUIRED, required, "malformed Proxy-Authorization", NULL, request->authority,
+			       start_ms);
+	case AUTH_UNKNOWN_USER:
+		refuse_logging(FAILURE_AUTH_REQUIRED, required, "unknown user", NULL, request->authority, start_ms);
+	case AUTH_WRONG_PASSWORD:
+		(void)snprintf(log_reason, sizeof(log_reason), "wrong password for user %s", user);
+		refuse_logging(FAILURE_AUTH_REQUIRED, required, log_reason, NULL, request->authority, start_ms);
+	case AUTH_UNAVAILABLE:
+		refuse_logging(FAILURE_AUTH_REQUIRED, required, "crypt(3) unavailable", NULL, request->authority, start_ms);
+	}
 }
 
 static void __attribute__((noreturn)) abandon(const char *why, const char *target, int64_t start_ms)
@@ -494,7 +546,9 @@ int main(int argc, char **argv)
 	}
 	const struct request *request = &head.request;
 
-	/* Policy: what may be asked for, before any DNS lookup. */
+	/* Policy: who asks, then what may be asked for, before any DNS lookup. */
+	if (options.auth_enabled)
+		authenticate(&options.auth, request, start_ms);
 	if (!policy_port_allowed(&options.policy, request->port))
 		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, start_ms);
 	if (!policy_host_allowed(&options.policy, request->host, request->host_kind != HOST_NAME))

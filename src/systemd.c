@@ -1,42 +1,30 @@
+/* systemd: libsystemd, loaded on first use (see lazy.h for why). */
 #include "systemd.h"
 
-#include <dlfcn.h>
+#include "lazy.h"
+
 #include <errno.h>
-#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
-static void *load_symbol(const char *name)
-{
-	static void *library;
+#define LIBSYSTEMD "libsystemd.so.0"
 
-	if (library == NULL)
-		library = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-	return library != NULL ? dlsym(library, name) : NULL;
-}
-
-/* POSIX guarantees dlsym's object pointer converts to a function pointer; ISO C does not, hence memcpy. */
-#define CALL_SYSTEMD(function, ...)                                     \
-	do {                                                            \
-		__typeof__(function) *call;                             \
-		void *symbol = load_symbol(#function);                  \
-		if (symbol == NULL)                                     \
-			return -ENOSYS;                                 \
-		memcpy(&call, &symbol, sizeof(call));                   \
-		return call(__VA_ARGS__);                               \
-	} while (0)
+static void *libsystemd;
 
 int systemd_listen_fds(int unset_environment)
 {
-	CALL_SYSTEMD(sd_listen_fds, unset_environment);
+	LAZY_FUNCTION(listen_fds, &libsystemd, LIBSYSTEMD, sd_listen_fds);
+	return listen_fds != NULL ? listen_fds(unset_environment) : -ENOSYS;
 }
 
 int systemd_is_socket(int fd, int family, int type, int listening)
 {
-	CALL_SYSTEMD(sd_is_socket, fd, family, type, listening);
+	LAZY_FUNCTION(is_socket, &libsystemd, LIBSYSTEMD, sd_is_socket);
+	return is_socket != NULL ? is_socket(fd, family, type, listening) : -ENOSYS;
 }
 
 int systemd_journal_sendv(const struct iovec *iov, int n)
 {
-	CALL_SYSTEMD(sd_journal_sendv, iov, n);
+	LAZY_FUNCTION(journal_sendv, &libsystemd, LIBSYSTEMD, sd_journal_sendv);
+	return journal_sendv != NULL ? journal_sendv(iov, n) : -ENOSYS;
 }

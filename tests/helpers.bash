@@ -82,12 +82,15 @@ start_target() {
 # start_proxy ARGS...: tunneld under systemd-socket-activate --inetd, logging
 # to $LOG. Sets PROXY_PORT. With HOSTS_FILE set, tunneld sees that file as
 # /etc/hosts (a private mount namespace), for names with chosen addresses.
+# systemd-socket-activate gives its children a clean environment: PROXY_ENV
+# (NAME=VALUE words) is what they get.
 start_proxy() {
-	local wrapper=()
+	local wrapper=() environment=()
 	PROXY_PORT=$(free_port)
 	[ -n "${HOSTS_FILE:-}" ] && wrapper=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$HOSTS_FILE")
+	for variable in ${PROXY_ENV:-}; do environment+=(--setenv="$variable"); done
 	start_bg "${wrapper[@]}" sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$0" --accept --inetd "$@" 2>>"'"$LOG"'"' \
-		"$PROXY_PORT" "$TUNNELD" --log=stderr "$@"
+		"$PROXY_PORT" "${environment[@]}" "$TUNNELD" --log=stderr "$@"
 	wait_for "proxy on $PROXY_PORT" port_open "$PROXY_PORT"
 }
 

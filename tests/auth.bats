@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# SPEC §4 --auth-file: Basic proxy authentication, hashes checked with crypt(3).
+
+load helpers
+
+setup() {
+	PIDS_FILE=$BATS_TEST_TMPDIR/pids
+	: >"$PIDS_FILE"
+	LOG=$BATS_TEST_TMPDIR/tunneld.log
+	: >"$LOG"
+	AUTH_FILE=$BATS_TEST_TMPDIR/users
+	htpasswd -B -C 5 -b -c "$AUTH_FILE" alice 'wonder land' 2>/dev/null
+	printf 'bob:%s\n' "$(mkpasswd -m yescrypt 'b0b-secret')" >>"$AUTH_FILE"
+	printf 'carol:%s\n' "$(mkpasswd -m sha-512 'carol:has:colons')" >>"$AUTH_FILE"
+	printf 'dave:%s\n' "$(mkpasswd -m sha-256 'dave pw')" >>"$AUTH_FILE"
+}
+
+@test "407 with Proxy-Authenticate when credentials are missing; 200 for each hash type with the right password" {
+	start_target http
+	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$AUTH_FILE"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	local head
+	head=$(printf '%s\n' "$output" | head_of)
+	[ "$(head -n 1 <<<"$head")" = "HTTP/1.1 407 Proxy Authentication Required" ]
+	grep -qx 'Proxy-Authenticate: Basic realm="tunneld", charset="UTF-8"' <<<"$head"
+	grep -q '^Proxy-Status: tunneld; error=http_request_denied' <<<"$head"
+	wait_log "status=407 .*reason=no proxy credentials"
+	for credentials in 'alice:wonder land' 'bob:b0b-secret' 'carol:carol:has:colons' 'dave:dave pw'; do
+		run curl -sS --max-time 10 -p -x "http://127.0.0.1:$PROXY_PORT" --proxy-user "$credentials" "http://127.0.0.1:$TARGET_PORT/"
+		[ "$output" = "hello through the tunnel" ] || { echo "${credentials%%:*}: $output" >&2; return 1; }
+	done
+}
+
+@test "a wrong password or an unknown user gets 407; the log names a known user, never a password" {
+	start_target http
+	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$AUTH_FILE"
+	run curl -s --max-time 10 -o /dev/null -w '%{http_connect}' -p -x "http://127.0.0.1:$PROXY_PORT" \
+		--proxy-user 'alice:not-the-password' "http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = 407 ]
+	run curl -s --max-time 10 -o /dev/null -w '%{http_connect}' -p -x "http://127.0.0.1:$PROXY_PORT" \
+		--proxy-user 'mallory:guessed-secret' "http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = 407 ]
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\nProxy-Authorization: Basic !!notbase64\r\n\r\n"
+	[[ "$output" == "HTTP/1.1 407 "* ]]
+	wait_log "status=407 .*reason=wrong password for user alice"
+	wait_log "status=407 .*reason=unknown user"
+	wait_log "status=407 .*reason=malformed Proxy-Authorization"
+	! grep -q 'not-the-password\|guessed-secret\|mallory' "$LOG"
+}
+
+@test "an unknown user costs the same time as a known one with a wrong password" {
+	# bcrypt cost 11 makes one check take tens of milliseconds, well above exec noise.
+	htpasswd -B -C 11 -b -c "$AUTH_FILE" alice 'wonder land' 2>/dev/null
+	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$AUTH_FILE"
+	run timeout 60 "$PYTHON" - "$PROXY_PORT" <<'PY'
+import base64, socket, statistics, sys, time
+port = int(sys.argv[1])
+def time_407(user):
+    token = base64.b64encode(("%s:wrong" % user).encode()).decode()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(("CONNECT 127.0.0.1:443 HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n" % token).encode())
+        head = s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 407 "), head
+    return time.monotonic() - started
+known = statistics.median(time_407("alice") for _ in range(5))
+unknown = statistics.median(time_407("nobody-here") for _ in range(5))
+print("known %.1f ms unknown %.1f ms ratio %.2f" % (known * 1000, unknown * 1000, unknown / known))
+sys.exit(0 if known > 0.01 and 0.6 < unknown / known < 1.6 else 1)
+PY
+	[ "$status" -eq 0 ]
+}
+
+@test "Apache's \$apr1\$ hashes are refused at load with the htpasswd -B hint; the client gets no 200" {
+	htpasswd -m -b -c "$AUTH_FILE" erin 'md5 password' 2>/dev/null
+	grep -q '^erin:\$apr1\$' "$AUTH_FILE"
+	run --separate-stderr "$TUNNELD" --log=stderr --auth-file="$AUTH_FILE" </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"line 1: user erin: hash type not supported by crypt(3)"*"create it with htpasswd -B (bcrypt)"* ]]
+	start_target http
+	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$AUTH_FILE"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ -z "$output" ]
+}
+
+@test "unreadable, empty or malformed auth files exit 2 with a message" {
+	run --separate-stderr "$TUNNELD" --log=stderr --auth-file=/nonexistent/users </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"cannot read auth file /nonexistent/users: No such file or directory"* ]]
+	printf '# only a comment\n\n' >"$AUTH_FILE"
+	run --separate-stderr "$TUNNELD" --log=stderr --auth-file="$AUTH_FILE" </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"has no users"* ]]
+	printf 'no-colon-here\n' >"$AUTH_FILE"
+	run --separate-stderr "$TUNNELD" --log=stderr --auth-file="$AUTH_FILE" </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"line 1: not a user:hash line"* ]]
+}
+
+@test "a relative auth file is looked up in \$CREDENTIALS_DIRECTORY (systemd LoadCredential=)" {
+	start_target http
+	mkdir -p "$BATS_TEST_TMPDIR/credentials"
+	cp "$AUTH_FILE" "$BATS_TEST_TMPDIR/credentials/tunneld-users"
+	PROXY_ENV="CREDENTIALS_DIRECTORY=$BATS_TEST_TMPDIR/credentials" start_proxy "${LOOPBACK_POLICY[@]}" --auth-file=tunneld-users
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$PROXY_PORT" --proxy-user 'dave:dave pw' "http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = "hello through the tunnel" ]
+}
