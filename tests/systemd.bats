@@ -97,3 +97,53 @@ journal_field() {
 	[ "$(journal_field 2 TUNNELD_REASON)" = "connection refused by the target" ]
 	[ "$(journal_field 2 PRIORITY)" = 4 ]
 }
+
+@test "systemd-analyze security --offline scores tunneld@.service at an exposure of 1.5 or lower" {
+	local dir=$BATS_TEST_TMPDIR/units
+	mkdir -p "$dir"
+	cp "$TOP/tunneld@.service" "$dir/"
+	run systemd-analyze security --offline=yes --no-pager "$dir/tunneld@.service"
+	local exposure
+	exposure=$(sed -n 's/.*Overall exposure level for tunneld@.*: \([0-9.]*\) .*/\1/p' <<<"$output")
+	echo "exposure: $exposure" >&3
+	[ -n "$exposure" ]
+	awk -v e="$exposure" 'BEGIN { exit !(e <= 1.5) }'
+}
+
+@test "the real manager enforces the socket's MaxConnectionsPerSource= and MaxConnections=" {
+	grep -q '^MaxConnections=[0-9]' "$TOP/tunneld.socket"
+	grep -q '^MaxConnectionsPerSource=[0-9]' "$TOP/tunneld.socket"
+	start_target echo
+	local port
+	port=$(free_port)
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	sed -i -e 's/^MaxConnections=.*/MaxConnections=3/' -e 's/^MaxConnectionsPerSource=.*/MaxConnectionsPerSource=2/' \
+		"$BATS_TEST_TMPDIR/units/tunneld.socket"
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	run timeout 60 "$PYTHON" - "$port" "$TARGET_PORT" <<'PY'
+import socket, sys
+proxy, target = int(sys.argv[1]), sys.argv[2]
+held = []
+def tunnel(source):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", proxy))
+    try:
+        s.sendall(b"CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\nping" % target.encode())
+        reply = b""
+        while not reply.endswith(b"ping"):
+            data = s.recv(4096)
+            if not data:
+                return "closed"
+            reply += data
+    except (ConnectionResetError, BrokenPipeError):
+        return "closed"
+    held.append(s)  # keep the tunnel (and its process) up
+    return "200" if reply.startswith(b"HTTP/1.1 200 ") else "other"
+results = [tunnel(s) for s in ("127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.3")]
+print(" ".join(results))
+PY
+	# Two from 127.0.0.1, the third refused (per source); one from .2, then .3 refused (total 3).
+	[ "$output" = "200 200 closed 200 closed" ]
+}
