@@ -33,7 +33,8 @@ TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
 	iproute2 procps
 
-.PHONY: all run check test lint install uninstall clean deps-build deps-test
+.PHONY: all run check test lint install uninstall clean deps-build deps-test \
+	fuzz fuzz-check sanitize-check valgrind-check
 
 all: tunneld
 
@@ -59,7 +60,53 @@ run: deps-build
 	exec systemd-socket-activate --listen=127.0.0.1:3128 --accept --inetd ./tunneld --log=stderr
 
 check: deps-test
-	@$(MAKE) --no-print-directory all lint test
+	@$(MAKE) --no-print-directory all lint test fuzz-check sanitize-check valgrind-check
+
+# Fuzzing: libFuzzer harnesses built from the same sources as tunneld, with
+# ASan and UBSan; any crash, leak or report fails. make check gives each a few
+# seconds, make fuzz five minutes.
+FUZZERS = request auth
+FUZZ_SECONDS ?= 10
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TUNNELD_CPPFLAGS)
+build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
+build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/auth.h src/lazy.h
+build/fuzz/%_fuzzer:
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+
+fuzz-check: $(FUZZERS:%=build/fuzz/%_fuzzer)
+	@for fuzzer in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus-$$fuzzer; \
+		echo "fuzz: $$fuzzer for $(FUZZ_SECONDS) s"; \
+		build/fuzz/$${fuzzer}_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/$$fuzzer- build/fuzz/corpus-$$fuzzer fuzz/corpus/$$fuzzer \
+			>build/fuzz/$$fuzzer.log 2>&1 || { tail -50 build/fuzz/$$fuzzer.log; exit 1; }; \
+		grep -E '^(Done|stat::number_of_executed_units)' build/fuzz/$$fuzzer.log; \
+	done
+
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-check FUZZ_SECONDS=300
+
+# The whole bats suite again against an ASan+UBSan build; any report fails.
+SANITIZER_LOG_DIR = $(CURDIR)/build/sanitizer-reports
+build/tunneld-asan: $(SOURCES) $(HEADERS) tests/sanitizer-options.c
+	@mkdir -p $(@D)
+	clang $(TUNNELD_CPPFLAGS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-DSANITIZER_LOG_DIR='"$(SANITIZER_LOG_DIR)"' -o $@ $(SOURCES) tests/sanitizer-options.c
+
+sanitize-check: build/tunneld-asan
+	@rm -rf $(SANITIZER_LOG_DIR) && mkdir -p -m 1777 $(SANITIZER_LOG_DIR)
+	TUNNELD=$(CURDIR)/build/tunneld-asan SANITIZER_LOG_DIR=$(SANITIZER_LOG_DIR) scripts/run-bats tests/
+	@if [ -n "$$(ls -A $(SANITIZER_LOG_DIR))" ]; then cat $(SANITIZER_LOG_DIR)/*; exit 1; fi
+	@echo "sanitizers: no reports"
+
+# The relay and request cases with tunneld under valgrind; any error or leak fails.
+VALGRIND_LOG_DIR = $(CURDIR)/build/valgrind
+valgrind-check: tunneld
+	@rm -rf $(VALGRIND_LOG_DIR) && mkdir -p -m 1777 $(VALGRIND_LOG_DIR) && echo $(VALGRIND_LOG_DIR) >$(VALGRIND_LOG_DIR)/.dir
+	TUNNELD=$(CURDIR)/tests/peers/valgrind-tunneld BULK_MIB=8 \
+		scripts/run-bats tests/relay.bats tests/request.bats
+	@scripts/check-valgrind-logs $(VALGRIND_LOG_DIR)
 
 test: tunneld
 	scripts/run-bats tests/
@@ -88,4 +135,4 @@ uninstall:
 		$(DESTDIR)$(XINETDDIR)/tunneld
 
 clean:
-	rm -f tunneld
+	rm -rf tunneld build
