@@ -48,7 +48,8 @@
 #define TIMEOUT_MAX_SECONDS 86400
 #define DEFAULT_HEADER_TIMEOUT_SECONDS 10
 #define DEFAULT_CONNECT_TIMEOUT_SECONDS 10
-#define LINGER_AFTER_ERROR_MS 1000   /* read-and-discard after a refusal, so no RST eats it */
+#define LINGER_AFTER_ERROR_MS 1000   /* read-and-discard after a refusal, so no RST eats it... */
+#define LINGER_DISCARD_MAX_BYTES (64 * 1024) /* ...but a flood is not read to its end */
 #define RESPONSE_WRITE_TIMEOUT_MS 5000
 #define TLS_HANDSHAKE_RECORD 0x16    /* first byte of a TLS ClientHello record */
 
@@ -350,12 +351,14 @@ static int write_to_client(const char *buf, size_t len, int64_t deadline_ms)
  * Ends the client connection after a refusal: our side is shut, and what the
  * client still sends is read and dropped for a moment, because closing a
  * socket with unread input sends a RST that can destroy the response before
- * the client has read it. Nothing of it is parsed (no smuggling).
+ * the client has read it. Nothing of it is parsed (no smuggling), and a
+ * client still pushing after LINGER_DISCARD_MAX_BYTES gets its reset.
  */
 static void close_client_gracefully(void)
 {
 	char discard[4096];
 	int64_t deadline_ms = clock_now_ms() + LINGER_AFTER_ERROR_MS;
+	size_t discarded = 0;
 	struct stat st;
 
 	if (fstat(client.out, &st) == 0 && S_ISSOCK(st.st_mode)) {
@@ -365,13 +368,15 @@ static void close_client_gracefully(void)
 			(void)fcntl(client.out, F_SETFL, client.saved_out_flags);
 		(void)close(client.out);
 	}
-	while (!stop_requested && clock_poll_timeout(deadline_ms) > 0) {
+	while (!stop_requested && discarded < LINGER_DISCARD_MAX_BYTES && clock_poll_timeout(deadline_ms) > 0) {
 		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
 		if (poll(&pfd, 1, clock_poll_timeout(deadline_ms)) <= 0)
 			continue;
 		ssize_t n = read(client.in, discard, sizeof(discard));
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			break;
+		if (n > 0)
+			discarded += (size_t)n;
 	}
 }
 
