@@ -24,8 +24,8 @@ HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
-SOURCES = tunneld.c src/request.c src/policy.c src/auth.c src/response.c src/connector.c src/relay.c src/log.c \
-	src/systemd.c src/lazy.c
+SOURCES = tunneld.c src/request.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
+	src/relay.c src/log.c src/systemd.c src/lazy.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
@@ -65,11 +65,12 @@ check: deps-test
 # Fuzzing: libFuzzer harnesses built from the same sources as tunneld, with
 # ASan and UBSan; any crash, leak or report fails. make check gives each a few
 # seconds, make fuzz five minutes.
-FUZZERS = request auth
+FUZZERS = request auth proxy_protocol
 FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TUNNELD_CPPFLAGS)
 build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
 build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/auth.h src/lazy.h
+build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)

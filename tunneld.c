@@ -17,6 +17,7 @@
 #include "src/connector.h"
 #include "src/log.h"
 #include "src/policy.h"
+#include "src/proxy_protocol.h"
 #include "src/relay.h"
 #include "src/request.h"
 #include "src/response.h"
@@ -49,7 +50,7 @@
 #define DEFAULT_HEADER_TIMEOUT_SECONDS 10
 #define DEFAULT_CONNECT_TIMEOUT_SECONDS 10
 #define LINGER_AFTER_ERROR_MS 1000   /* read-and-discard after a refusal, so no RST eats it... */
-#define LINGER_DISCARD_MAX_BYTES (64 * 1024) /* ...but a flood is not read to its end */
+#define LINGER_DISCARD_MAX_BYTES ((size_t)64 * 1024) /* ...but a flood is not read to its end */
 #define RESPONSE_WRITE_TIMEOUT_MS 5000
 #define TLS_HANDSHAKE_RECORD 0x16    /* first byte of a TLS ClientHello record */
 
@@ -61,6 +62,7 @@ struct options {
 	int connect_timeout_seconds;
 	int idle_timeout_seconds;
 	enum log_target log_target;
+	bool proxy_protocol;
 };
 
 /* The client connection: fds and the flags to give back (SPEC §1). */
@@ -90,6 +92,7 @@ static void usage(FILE *stream)
 		      "  -c, --connect-timeout SEC   time to resolve and connect (default 10)\n"
 		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
 		      "  -l, --log TARGET            auto, journal, syslog, stderr or none (default auto)\n"
+		      "  -P, --proxy-protocol        the connection starts with a PROXY v1 or v2 header\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
 		      "\n"
@@ -136,6 +139,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ "connect-timeout", required_argument, NULL, 'c' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "proxy-protocol", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -151,7 +155,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->log_target = LOG_TARGET_AUTO;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
-	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:hV", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:PhV", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'p':
 			if (policy_add_ports(&options->policy, optarg, &why) < 0)
@@ -185,6 +189,9 @@ static void parse_options(int argc, char **argv, struct options *options)
 			if (log_parse_target(optarg, &options->log_target) < 0)
 				exit_usage("bad --log '%s': want auto, journal, syslog, stderr or none", optarg);
 			log_setup(options->log_target, client.in, client.out);
+			break;
+		case 'P':
+			options->proxy_protocol = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -265,18 +272,27 @@ static void install_signal_handlers(void)
 	(void)sigaction(SIGHUP, &action, NULL);
 }
 
-static void format_address(const struct sockaddr *address, char *out, size_t size)
+/* "a.b.c.d:port" or "[v6]:port" from an address in network byte order. */
+static void format_raw_address(int family, const void *address, unsigned port, char *out, size_t size)
 {
 	char host[INET6_ADDRSTRLEN];
 
+	if (inet_ntop(family, address, host, sizeof(host)) == NULL)
+		(void)snprintf(out, size, "-");
+	else if (family == AF_INET6)
+		(void)snprintf(out, size, "[%s]:%u", host, port);
+	else
+		(void)snprintf(out, size, "%s:%u", host, port);
+}
+
+static void format_address(const struct sockaddr *address, char *out, size_t size)
+{
 	if (address->sa_family == AF_INET) {
 		const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)address;
-		(void)inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-		(void)snprintf(out, size, "%s:%u", host, ntohs(v4->sin_port));
+		format_raw_address(AF_INET, &v4->sin_addr, ntohs(v4->sin_port), out, size);
 	} else if (address->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)address;
-		(void)inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-		(void)snprintf(out, size, "[%s]:%u", host, ntohs(v6->sin6_port));
+		format_raw_address(AF_INET6, &v6->sin6_addr, ntohs(v6->sin6_port), out, size);
 	} else {
 		(void)snprintf(out, size, "-");
 	}
@@ -386,49 +402,102 @@ struct head {
 	struct request request;
 };
 
-enum head_outcome { HEAD_PARSED, HEAD_REFUSED, HEAD_ABANDONED };
+enum head_outcome { HEAD_PARSED, HEAD_REFUSED, HEAD_ABANDONED, HEAD_HEALTH_CHECK };
 
 /*
- * Reads until the head is complete, too large, or the header timeout. Extra
- * bytes read past the head are kept: they are tunnel data.
+ * Reads whatever the client has sent by the deadline into buf[*len, size);
+ * 1 when bytes came, 0 on timeout, -1 on EOF or error with *why set.
  */
-static enum head_outcome read_head(struct head *head, int64_t deadline_ms, enum failure *failure, const char **why)
+static int read_client_by(int64_t deadline_ms, char *buf, size_t size, size_t *len, const char **why)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
 		int ready = poll(&pfd, 1, clock_poll_timeout(deadline_ms));
 		if (stop_requested) {
 			*why = "stopped by signal while reading the head";
-			return HEAD_ABANDONED;
+			return -1;
 		}
-		if (ready == 0) {
-			*failure = FAILURE_HEADER_TIMEOUT;
-			*why = head->len == 0 ? "no request within the header timeout" : "request head not complete within the header timeout";
-			return HEAD_REFUSED;
-		}
+		if (ready == 0)
+			return 0;
 		if (ready < 0)
 			continue;
-		ssize_t n = read(client.in, head->bytes + head->len, sizeof(head->bytes) - head->len);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			*why = "client read failed while reading the head";
-			return HEAD_ABANDONED;
+		ssize_t n = read(client.in, buf + *len, size - *len);
+		if (n > 0) {
+			*len += (size_t)n;
+			return 1;
 		}
-		if (n == 0) {
-			*why = head->len == 0 ? "client closed without a request" : "client closed in the middle of the head";
-			return HEAD_ABANDONED;
-		}
-		if (head->len == 0 && (unsigned char)head->bytes[0] == TLS_HANDSHAKE_RECORD) {
-			*why = "client spoke TLS to this plain-HTTP proxy; TLS to the proxy needs a terminator "
-			       "(stunnel, HAProxy) in front of tunneld";
-			return HEAD_ABANDONED;
-		}
-		head->len += (size_t)n;
-
-		switch (request_parse(head->bytes, head->len, &head->request)) {
-		case REQUEST_INCOMPLETE:
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
+		if (n < 0)
+			*why = "client read failed while reading the head";
+		else
+			*why = *len == 0 ? "client closed without a request" : "client closed in the middle of the head";
+		return -1;
+	}
+}
+
+/*
+ * The PROXY header (SPEC §9), within the header deadline. It names the client
+ * for the log and nothing else; bytes read past it are the request's.
+ */
+static enum head_outcome read_proxy_header(struct head *head, int64_t deadline_ms, const char **why)
+{
+	char buf[PROXY_HEADER_MAX_BYTES];
+	size_t len = 0;
+	struct proxy_header header;
+
+	for (;;) {
+		int status = read_client_by(deadline_ms, buf, sizeof(buf), &len, why);
+		if (status == 0)
+			*why = "no complete PROXY header within the header timeout";
+		if (status <= 0)
+			return HEAD_ABANDONED;
+		switch (proxy_protocol_parse((const uint8_t *)buf, len, &header)) {
+		case PROXY_INCOMPLETE:
+			if (len < sizeof(buf))
+				continue;
+			*why = "PROXY header larger than 536 bytes";
+			return HEAD_ABANDONED;
+		case PROXY_INVALID:
+			*why = header.why;
+			return HEAD_ABANDONED;
+		case PROXY_LOCAL:
+			return HEAD_HEALTH_CHECK;
+		case PROXY_OK:
+			break;
+		}
+		if (header.has_source)
+			format_raw_address(header.family, header.source_address, header.source_port, client.address,
+					   sizeof(client.address));
+		head->len = len - header.length;
+		memcpy(head->bytes, buf + header.length, head->len);
+		return HEAD_PARSED;
+	}
+}
+
+/*
+ * Reads until the head is complete, too large, or the header timeout. Extra
+ * bytes read past the head are kept: they are tunnel data. Bytes already in
+ * head (after a PROXY header) are parsed before waiting for more.
+ */
+static enum head_outcome read_head(struct head *head, int64_t deadline_ms, enum failure *failure, const char **why)
+{
+	while (head->len == 0 || (unsigned char)head->bytes[0] != TLS_HANDSHAKE_RECORD) {
+		enum request_verdict verdict = head->len == 0 ? REQUEST_INCOMPLETE
+							       : request_parse(head->bytes, head->len, &head->request);
+		switch (verdict) {
+		case REQUEST_INCOMPLETE: {
+			int status = read_client_by(deadline_ms, head->bytes, sizeof(head->bytes), &head->len, why);
+			if (status < 0)
+				return HEAD_ABANDONED;
+			if (status == 0) {
+				*failure = FAILURE_HEADER_TIMEOUT;
+				*why = head->len == 0 ? "no request within the header timeout"
+						      : "request head not complete within the header timeout";
+				return HEAD_REFUSED;
+			}
+			continue;
+		}
 		case REQUEST_OK:
 			return HEAD_PARSED;
 		case REQUEST_BAD:
@@ -447,6 +516,9 @@ static enum head_outcome read_head(struct head *head, int64_t deadline_ms, enum 
 		*why = head->request.why;
 		return HEAD_REFUSED;
 	}
+	*why = "client spoke TLS to this plain-HTTP proxy; TLS to the proxy needs a terminator "
+	       "(stunnel, HAProxy) in front of tunneld";
+	return HEAD_ABANDONED;
 }
 
 static long elapsed_ms(int64_t start_ms)
@@ -540,8 +612,18 @@ int main(int argc, char **argv)
 	identify_client();
 	make_client_nonblocking();
 
-	/* Read and parse the head. */
-	switch (read_head(&head, start_ms + (int64_t)options.header_timeout_seconds * 1000, &failure, &why)) {
+	/* Read and parse the head, after the load balancer's PROXY header if there is one. */
+	int64_t head_deadline_ms = start_ms + (int64_t)options.header_timeout_seconds * 1000;
+	enum head_outcome outcome_of_head = HEAD_PARSED;
+	if (options.proxy_protocol)
+		outcome_of_head = read_proxy_header(&head, head_deadline_ms, &why);
+	if (outcome_of_head == HEAD_PARSED)
+		outcome_of_head = read_head(&head, head_deadline_ms, &failure, &why);
+	switch (outcome_of_head) {
+	case HEAD_HEALTH_CHECK:
+		/* A balancer's health check: no record (SPEC §8). */
+		restore_client_flags();
+		return EXIT_SUCCESS;
 	case HEAD_ABANDONED:
 		abandon(why, "-", start_ms);
 	case HEAD_REFUSED:

@@ -183,3 +183,19 @@ CONFIG
 	SSH_OPTIONS=(-F none -i "$dir/client_key" -o BatchMode=yes -o StrictHostKeyChecking=no
 		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
 }
+
+# proxy_v2 SRC SPORT [LOCAL]: a PROXY v2 header for a TCP client SRC:SPORT (v4 or v6) on stdout.
+proxy_v2() {
+	"$PYTHON" - "$@" <<'PY'
+import ipaddress, struct, sys
+signature = b"\r\n\r\n\x00\r\nQUIT\n"
+if len(sys.argv) > 3 and sys.argv[3] == "LOCAL":
+    sys.stdout.buffer.write(signature + bytes([0x20, 0x00]) + struct.pack("!H", 0))
+    sys.exit()
+source = ipaddress.ip_address(sys.argv[1])
+destination = ipaddress.ip_address("127.0.0.1" if source.version == 4 else "::1")
+family = 0x11 if source.version == 4 else 0x21
+block = source.packed + destination.packed + struct.pack("!HH", int(sys.argv[2]), 3128)
+sys.stdout.buffer.write(signature + bytes([0x21, family]) + struct.pack("!H", len(block)) + block)
+PY
+}
