@@ -34,7 +34,7 @@ TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh
 	iproute2 procps
 
 .PHONY: all run check test lint install uninstall clean deps-build deps-test \
-	fuzz fuzz-check sanitize-check valgrind-check
+	fuzz fuzz-check sanitize-check valgrind-check bench
 
 all: tunneld
 
@@ -118,6 +118,16 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE $(SOURCES)
 	mandoc -Tlint -W warning man/tunneld.8
+
+# The benchmark: tunneld against a minimal helper, socat, systemd-socket-proxyd
+# and a direct connection, in one run. It prints numbers; it never fails on them.
+BENCH_TOOLS = build/bench/target build/bench/load build/bench/minimal
+build/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lpthread
+
+bench: deps-test tunneld $(BENCH_TOOLS)
+	bench/run
 
 install: tunneld
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)

@@ -92,7 +92,6 @@ void policy_init(struct policy *policy)
 {
 	const char *why;
 
-	memset(policy, 0, sizeof(*policy));
 	policy->port_ranges[0] = (struct port_range){ 443, 443 };
 	policy->port_range_count = 1;
 	for (size_t i = 0; i < sizeof(builtin_denies) / sizeof(builtin_denies[0]); i++)

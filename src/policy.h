@@ -39,7 +39,10 @@ struct policy {
 	char host_patterns[HOST_PATTERNS_MAX][HOST_PATTERN_MAX_BYTES + 1];
 };
 
-/* Built-in denies and the default port 443. */
+/*
+ * Built-in denies and the default port 443, into a zeroed policy (static
+ * storage: its unused tables then never become resident memory).
+ */
 void policy_init(struct policy *policy);
 
 /* Option parsers: 0, or -1 with *why set to a static message. */

@@ -2,11 +2,15 @@
  * relay: one poll() loop, two directions.
  *
  * Each direction reads its source only while its buffer has room, so memory
- * is bounded whatever the speeds of the two peers. End of input is passed on
- * as a half-close once everything before it was written (as Apache, HAProxy
- * and socat do: "echo x | nc" must still get its answer). A side that fails
- * ends the tunnel, but what was already read from it is still delivered to
- * the other side.
+ * is bounded whatever the speeds of the two peers. Where both ends of a
+ * direction are sockets or pipes the buffer is a pipe of our own and bytes
+ * move with splice(), never entering this process (as socket-proxyd does);
+ * otherwise it is a 64 KiB array and bytes move with read() and write().
+ *
+ * End of input is passed on as a half-close once everything before it was
+ * written (as Apache, HAProxy and socat do: "echo x | nc" must still get its
+ * answer). A side that fails ends the tunnel, but what was already read from
+ * it is still delivered to the other side.
  */
 #include "relay.h"
 
@@ -21,18 +25,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RELAY_BUFFER_BYTES (64 * 1024)
+#define RELAY_BUFFER_BYTES ((size_t)64 * 1024)
+/* Bigger than the 64 KiB default: fewer wakeups per byte on bulk transfers. */
+#define RELAY_PIPE_BYTES (256 * 1024)
 
 struct direction {
 	int from;
 	int to;
 	bool source_done;   /* EOF or error read, or the source side failed */
 	bool done;          /* shut down, or its destination failed */
-	size_t start;       /* buffer[start, end) is read but not yet written */
-	size_t end;
+	bool spliced;       /* the buffer is pipe[] rather than buffer[] */
+	bool pipe_full;     /* splice() into the pipe said EAGAIN: wait for a drain */
+	int pipe[2];
+	size_t capacity;
+	size_t pending;     /* read but not yet written */
+	size_t start;       /* buffer[start, start + pending) when not spliced */
 	uint64_t bytes;
-	char buffer[RELAY_BUFFER_BYTES];
+	char *buffer;       /* RELAY_BUFFER_BYTES, touched only when not spliced */
 };
+
+/*
+ * Apart from the state, and never cleared: a page of them is only made
+ * resident when read/write relaying uses it, so a spliced tunnel keeps its
+ * private memory to what it touches (make bench measures it).
+ */
+static char up_buffer[RELAY_BUFFER_BYTES], down_buffer[RELAY_BUFFER_BYTES];
 
 static bool is_socket(int fd)
 {
@@ -40,30 +57,81 @@ static bool is_socket(int fd)
 	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-/* Reads into the free tail of the buffer; -1 on a real error (errno set). */
+static bool can_splice(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
+}
+
+/* Chooses splice() or read/write for d; early bytes are its first pending data. */
+static void prepare(struct direction *d, const char *early_data, size_t early_len)
+{
+	d->capacity = RELAY_BUFFER_BYTES;
+	if (can_splice(d->from) && can_splice(d->to) && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+		int size = fcntl(d->pipe[1], F_SETPIPE_SZ, RELAY_PIPE_BYTES);
+		if (size < 0)
+			size = fcntl(d->pipe[1], F_GETPIPE_SZ);
+		if (size > 0 && (size_t)size >= early_len &&
+		    (early_len == 0 || write(d->pipe[1], early_data, early_len) == (ssize_t)early_len)) {
+			d->spliced = true;
+			d->capacity = (size_t)size;
+			d->pending = early_len;
+			return;
+		}
+		(void)close(d->pipe[0]);
+		(void)close(d->pipe[1]);
+	}
+	if (early_len > 0)
+		memcpy(d->buffer, early_data, early_len);
+	d->pending = early_len;
+}
+
+static bool has_room(const struct direction *d)
+{
+	return d->spliced ? !d->pipe_full && d->pending < d->capacity : d->start + d->pending < d->capacity;
+}
+
+/* Moves what the source has into the buffer: 1 moved or EOF, 0 nothing yet, -1 error. */
 static int fill(struct direction *d)
 {
-	ssize_t n = read(d->from, d->buffer + d->end, sizeof(d->buffer) - d->end);
+	ssize_t n;
+	if (d->spliced)
+		n = splice(d->from, NULL, d->pipe[1], NULL, d->capacity - d->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	else
+		n = read(d->from, d->buffer + d->start + d->pending, d->capacity - d->start - d->pending);
 	if (n > 0) {
-		d->end += (size_t)n;
+		d->pending += (size_t)n;
 		return 1;
 	}
 	if (n == 0) {
 		d->source_done = true;
 		return 1;
 	}
+	if (errno == EAGAIN && d->spliced) {
+		/*
+		 * A pipe fills by slots, one per segment spliced in, not by bytes: if
+		 * the source is still readable, the pipe is what is full, and polling
+		 * the source again would spin until a drain frees a slot.
+		 */
+		struct pollfd source = { .fd = d->from, .events = POLLIN };
+		d->pipe_full = poll(&source, 1, 0) > 0;
+	}
 	return errno == EAGAIN || errno == EINTR ? 0 : -1;
 }
 
 static int drain(struct direction *d)
 {
-	ssize_t n = write(d->to, d->buffer + d->start, d->end - d->start);
+	ssize_t n;
+	if (d->spliced)
+		n = splice(d->pipe[0], NULL, d->to, NULL, d->pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	else
+		n = write(d->to, d->buffer + d->start, d->pending);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
-	d->start += (size_t)n;
+	d->pending -= (size_t)n;
 	d->bytes += (uint64_t)n;
-	if (d->start == d->end)
-		d->start = d->end = 0;
+	d->pipe_full = false;
+	d->start = d->pending == 0 ? 0 : d->start + (size_t)n;
 	return 1;
 }
 
@@ -87,7 +155,7 @@ static void finish(struct direction *d, const struct relay_endpoints *ends)
 static void fail_side(struct direction *toward_side, struct direction *from_side)
 {
 	toward_side->done = true;
-	toward_side->start = toward_side->end = 0;
+	toward_side->pending = 0;
 	from_side->source_done = true;
 }
 
@@ -97,10 +165,10 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 	static struct direction up, down;
 	int64_t idle_deadline_ms = idle_timeout_ms > 0 ? clock_now_ms() + idle_timeout_ms : 0;
 
-	up = (struct direction){ .from = ends->client_in, .to = ends->target };
-	down = (struct direction){ .from = ends->target, .to = ends->client_out };
-	memcpy(up.buffer, early_data, early_len);
-	up.end = early_len;
+	up = (struct direction){ .from = ends->client_in, .to = ends->target, .pipe = { -1, -1 }, .buffer = up_buffer };
+	down = (struct direction){ .from = ends->target, .to = ends->client_out, .pipe = { -1, -1 }, .buffer = down_buffer };
+	prepare(&up, early_data, early_len);
+	prepare(&down, NULL, 0);
 	result->error = NULL;
 
 	while (!(up.done && down.done)) {
@@ -109,10 +177,10 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 
 		for (size_t i = 0; i < 2; i++) {
 			struct direction *d = directions[i];
-			if (!d->done && d->source_done && d->start == d->end)
+			if (!d->done && d->source_done && d->pending == 0)
 				finish(d, ends);
-			bool want_read = !d->source_done && d->end < sizeof(d->buffer);
-			bool want_write = !d->done && d->start < d->end;
+			bool want_read = !d->source_done && has_room(d);
+			bool want_write = !d->done && d->pending > 0;
 			fds[2 * i] = (struct pollfd){ .fd = want_read ? d->from : -1, .events = POLLIN };
 			fds[2 * i + 1] = (struct pollfd){ .fd = want_write ? d->to : -1, .events = POLLOUT };
 		}

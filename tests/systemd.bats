@@ -18,7 +18,8 @@ units_for_test() {
 		# The ASan build (make sanitize-check): let reports land where make looks.
 		# LeakSanitizer stops the world with ptrace, which the unit's system call
 		# filter forbids; leaks are checked under the other activators and valgrind.
-		printf 'ReadWritePaths=%s\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' "$SANITIZER_LOG_DIR" >>"$dir/tunneld@.service"
+		# BindPaths, not ReadWritePaths: a clone under /tmp is hidden by PrivateTmp=.
+		printf 'BindPaths=%s\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' "$SANITIZER_LOG_DIR" >>"$dir/tunneld@.service"
 	fi
 }
 
