@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Small TCP targets for the tests: real sockets on loopback, one thread a client.
 
-usage: target.py MODE PORTFILE [ARG] [--host H]
+usage: target.py MODE PORTFILE [ARG] [--host H] [--port P]
 
-Binds port 0 on 127.0.0.1 (or H), writes the port to PORTFILE, serves until
-killed. Modes:
+Binds port 0 (or P) on 127.0.0.1 (or H), writes the port to PORTFILE, serves
+until killed. Modes:
   echo          echo everything; on EOF from the client, half-close back
   http          answer one HTTP/1.x request with a 200 and a fixed body
   sha           read to EOF, answer "<sha256> <bytes>\\n", close
@@ -83,16 +83,21 @@ def main():
     arg = None
     host = "127.0.0.1"
     rest = sys.argv[3:]
+    port = 0
     if "--host" in rest:
         i = rest.index("--host")
         host = rest[i + 1]
+        del rest[i:i + 2]
+    if "--port" in rest:
+        i = rest.index("--port")
+        port = int(rest[i + 1])
         del rest[i:i + 2]
     if rest:
         arg = rest[0]
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, 0))
+    listener.bind((host, port))
     listener.listen(0 if mode == "blackhole" else 128)
     if mode == "blackhole":
         filler = socket.create_connection((host, listener.getsockname()[1]))
