@@ -4,10 +4,7 @@
 load helpers
 
 setup() {
-	PIDS_FILE=$BATS_TEST_TMPDIR/pids
-	: >"$PIDS_FILE"
-	LOG=$BATS_TEST_TMPDIR/tunneld.log
-	: >"$LOG"
+	setup_common
 	AUTH_FILE=$BATS_TEST_TMPDIR/users
 	htpasswd -B -C 5 -b -c "$AUTH_FILE" alice 'wonder land' 2>/dev/null
 	printf 'bob:%s\n' "$(mkpasswd -m yescrypt 'b0b-secret')" >>"$AUTH_FILE"

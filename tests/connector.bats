@@ -6,10 +6,7 @@
 load helpers
 
 setup() {
-	PIDS_FILE=$BATS_TEST_TMPDIR/pids
-	: >"$PIDS_FILE"
-	LOG=$BATS_TEST_TMPDIR/tunneld.log
-	: >"$LOG"
+	setup_common
 	CLIENT_NS=tunneld-c$$-$BATS_TEST_NUMBER
 	SERVER_NS=tunneld-s$$-$BATS_TEST_NUMBER
 	ip netns add "$CLIENT_NS"

@@ -11,11 +11,16 @@ PEERS=$TOP/tests/peers
 # Every wait in the suite is bounded by this many tenths of a second, unless told.
 WAIT_TENTHS=${WAIT_TENTHS:-100}
 
-setup() {
+# A file that defines its own setup() calls this first.
+setup_common() {
 	PIDS_FILE=$BATS_TEST_TMPDIR/pids
 	: >"$PIDS_FILE"
 	LOG=$BATS_TEST_TMPDIR/tunneld.log
 	: >"$LOG"
+}
+
+setup() {
+	setup_common
 }
 
 teardown() {

@@ -7,22 +7,24 @@ load helpers
 BULK_MIB=${BULK_MIB:-64}
 BULK_BYTES=$((BULK_MIB * 1024 * 1024))
 
-@test "64 MiB (BULK_MIB) each way at once, one socket on fds 0/1: sha256 equal both ways" {
-	start_target echo
-	start_proxy "${LOOPBACK_POLICY[@]}"
+# echo_both_ways: BULK_MIB of random bytes through an echo target and back, both ways at once.
+echo_both_ways() {
 	make_file "$BATS_TEST_TMPDIR/up" "$BULK_MIB"
 	timeout 60 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/up" >"$BATS_TEST_TMPDIR/down"
 	[ "$(sha_of "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/up")" ]
 	wait_log "status=200 up=$BULK_BYTES down=$BULK_BYTES"
 }
 
+@test "64 MiB (BULK_MIB) each way at once, one socket on fds 0/1: sha256 equal both ways" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	echo_both_ways
+}
+
 @test "64 MiB (BULK_MIB) each way at once, two pipes on fds 0/1: sha256 equal both ways" {
 	start_target echo
 	start_pipe_proxy "${LOOPBACK_POLICY[@]}"
-	make_file "$BATS_TEST_TMPDIR/up" "$BULK_MIB"
-	timeout 60 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/up" >"$BATS_TEST_TMPDIR/down"
-	[ "$(sha_of "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/up")" ]
-	wait_log "status=200 up=$BULK_BYTES down=$BULK_BYTES"
+	echo_both_ways
 }
 
 @test "client EOF reaches the target as a half-close, and the answer still comes back (echo x | nc)" {
