@@ -9,13 +9,15 @@
  * crash or a leak ends with its connection.
  *
  * This file reads as that life, top to bottom. The stages are in src/:
- * request (parser), policy (who may be reached), connector (resolve and
- * connect), relay (the poll loop), response (the wire table), log.
+ * proxy_protocol and request (the parsers), auth and policy (who may ask
+ * for what), connector (resolve and connect), relay (the poll loop),
+ * response (the wire table), log.
  */
 #include "src/auth.h"
 #include "src/clock.h"
 #include "src/connector.h"
 #include "src/log.h"
+#include "src/number.h"
 #include "src/policy.h"
 #include "src/proxy_protocol.h"
 #include "src/relay.h"
@@ -27,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -99,17 +100,10 @@ static void usage(FILE *stream)
 		      "See tunneld(8).\n");
 }
 
-/* strtonum-style: a whole decimal number in [min, max], or -1. */
 static int parse_seconds(const char *text, int min, int max, int *out)
 {
-	char *end;
 	long value;
-
-	if (*text < '0' || *text > '9')
-		return -1;
-	errno = 0;
-	value = strtol(text, &end, 10);
-	if (errno != 0 || *end != '\0' || value < min || value > max)
+	if (parse_decimal(text, min, max, &value) < 0)
 		return -1;
 	*out = (int)value;
 	return 0;

@@ -9,8 +9,9 @@
  */
 #include "policy.h"
 
+#include "number.h"
+
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,21 +23,6 @@ static const char *const builtin_denies[] = {
 };
 
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-/* Parses a decimal number in [min, max] that fills the whole of text. */
-static int parse_number(const char *text, long min, long max, long *out)
-{
-	char *end;
-
-	if (*text < '0' || *text > '9')
-		return -1;
-	errno = 0;
-	long value = strtol(text, &end, 10);
-	if (errno != 0 || *end != '\0' || value < min || value > max)
-		return -1;
-	*out = value;
-	return 0;
-}
 
 static int add_rule(struct policy *policy, const char *cidr, enum rule_action action, bool builtin, const char **why)
 {
@@ -70,7 +56,7 @@ static int add_rule(struct policy *policy, const char *cidr, enum rule_action ac
 	}
 	if (slash == NULL)
 		prefix = max_prefix;
-	else if (parse_number(slash + 1, 0, max_prefix, &prefix) < 0) {
+	else if (parse_decimal(slash + 1, 0, max_prefix, &prefix) < 0) {
 		*why = "malformed CIDR prefix length";
 		return -1;
 	}
@@ -128,8 +114,8 @@ int policy_add_ports(struct policy *policy, const char *list, const char **why)
 		char *dash = strchr(item, '-');
 		if (dash != NULL)
 			*dash = '\0';
-		if (parse_number(item, 1, 65535, &first) < 0 ||
-		    (dash != NULL ? parse_number(dash + 1, first, 65535, &last) : (last = first, 0)) < 0) {
+		if (parse_decimal(item, 1, 65535, &first) < 0 ||
+		    (dash != NULL ? parse_decimal(dash + 1, first, 65535, &last) : (last = first, 0)) < 0) {
 			*why = "malformed port list (want 1-65535, ranges as 8000-8999, or *)";
 			return -1;
 		}
