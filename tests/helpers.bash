@@ -71,6 +71,32 @@ port_open() {
 	nc -z -w 1 "$host" "$1"
 }
 
+# listening_as PORT PID: PID itself listens on 127.0.0.1:PORT (not some other
+# process that took the port between free_port and the bind).
+listening_as() {
+	ss -Hltnp "sport = :$1" | grep -q "pid=$2,"
+}
+
+# start_listener DESCRIPTION PORT_VARIABLE COMMAND...: runs COMMAND (which
+# reads the port from $PORT) until one run listens on a free port of its own.
+start_listener() {
+	local what=$1 variable=$2
+	shift 2
+	for _ in 1 2 3; do
+		export PORT
+		PORT=$(free_port)
+		start_bg "$@"
+		local pid
+		pid=$(tail -n 1 "$PIDS_FILE")
+		if wait_for "$what on $PORT" listening_as "$PORT" "$pid"; then
+			printf -v "$variable" '%s' "$PORT"
+			return 0
+		fi
+		kill -- "-$pid" 2>/dev/null || true
+	done
+	return 1
+}
+
 free_port() {
 	"$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -91,12 +117,11 @@ start_target() {
 # (NAME=VALUE words) is what they get.
 start_proxy() {
 	local wrapper=() environment=()
-	PROXY_PORT=$(free_port)
 	[ -n "${HOSTS_FILE:-}" ] && wrapper=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$HOSTS_FILE")
 	for variable in ${PROXY_ENV:-}; do environment+=(--setenv="$variable"); done
-	start_bg "${wrapper[@]}" sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$0" --accept --inetd "$@" 2>>"'"$LOG"'"' \
-		"$PROXY_PORT" "${environment[@]}" "$TUNNELD" --log=stderr "$@"
-	wait_for "proxy on $PROXY_PORT" port_open "$PROXY_PORT"
+	start_listener proxy PROXY_PORT "${wrapper[@]}" sh -c \
+		'exec systemd-socket-activate --listen="127.0.0.1:$PORT" --accept --inetd "$@" 2>>"'"$LOG"'"' \
+		sh "${environment[@]}" "$TUNNELD" --log=stderr "$@"
 }
 
 LOOPBACK_POLICY=(--allow-port='*' --allow-dest=127.0.0.0/8 --allow-dest=::1/128)
@@ -119,14 +144,12 @@ head_of() {
 # start_pipe_proxy ARGS...: tunneld on two pipes (socat EXEC ... ,pipes), the
 # shape ssh and stunnel give it. Sets PROXY_PORT.
 start_pipe_proxy() {
-	PROXY_PORT=$(free_port)
 	# A script, because socat's address syntax gives ':' and ',' meanings of its own.
 	local script=$BATS_TEST_TMPDIR/tunneld-on-pipes
 	printf '#!/bin/sh\nexec %s\n' "$(printf '%q ' "$TUNNELD" --log=stderr "$@")" >"$script"
 	chmod +x "$script"
-	start_bg sh -c 'exec socat TCP-LISTEN:"$0",bind=127.0.0.1,reuseaddr,fork EXEC:"$1",pipes 2>>"'"$LOG"'"' \
-		"$PROXY_PORT" "$script"
-	wait_for "pipe proxy on $PROXY_PORT" port_open "$PROXY_PORT"
+	start_listener "pipe proxy" PROXY_PORT sh -c \
+		'exec socat TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork EXEC:"$0",pipes 2>>"'"$LOG"'"' "$script"
 }
 
 # make_file PATH MIB: a file of random bytes.

@@ -81,7 +81,6 @@ print(answered)
 PY
 	[ "$output" = 250 ]
 	wait_for "every tunneld gone" no_tunneld_left
-	# (start_proxy's readiness probe adds one "closed without a request" record of its own.)
 	wait_for "500 records" sh -c "[ \$(grep -c 'reason=client closed in the middle of the head\\|reason=request head not complete' '$LOG') -eq 500 ]"
 	[ "$(grep -c 'status=408 .*reason=request head not complete' "$LOG")" -eq 250 ]
 	[ "$(grep -c 'status=- .*reason=client closed in the middle of the head' "$LOG")" -eq 250 ]
