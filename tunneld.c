@@ -299,14 +299,17 @@ static bool is_address_text(const char *text)
 	return len > 0 && len < INET6_ADDRSTRLEN && strspn(text, "0123456789abcdefABCDEF.:") == len;
 }
 
+static bool is_port_text(const char *port)
+{
+	return port != NULL && *port != '\0' && strlen(port) <= 5 && strspn(port, "0123456789") == strlen(port);
+}
+
+/* "host:port", "[v6]:port", or the host alone when the port is unknown. */
 static void format_host_port(const char *host, const char *port, char *out, size_t size)
 {
-	bool port_ok = port != NULL && strlen(port) <= 5 && strspn(port, "0123456789") == strlen(port) && *port != '\0';
-	const char *port_text = port_ok ? port : "-";
-	if (strchr(host, ':') != NULL)
-		(void)snprintf(out, size, "[%s]:%s", host, port_text);
-	else
-		(void)snprintf(out, size, "%s:%s", host, port_text);
+	bool v6 = strchr(host, ':') != NULL;
+	(void)snprintf(out, size, "%s%s%s%s%s", v6 ? "[" : "", host, v6 ? "]" : "", is_port_text(port) ? ":" : "",
+		       is_port_text(port) ? port : "");
 }
 
 /* SPEC §8: the first of these that applies names the client in the log. */
@@ -316,11 +319,25 @@ static void identify_client(void)
 	const char *ssh_client = getenv("SSH_CLIENT");
 	struct sockaddr_storage peer = { 0 };
 	socklen_t peer_len = sizeof(peer);
+	char peer_text[sizeof(client.address)] = "-";
+	char peer_host[INET6_ADDRSTRLEN] = "";
 
+	if (getpeername(client.in, (struct sockaddr *)&peer, &peer_len) == 0) {
+		format_address((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
+		const void *address = peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
+								 : (const void *)&((struct sockaddr_in *)&peer)->sin_addr;
+		if (inet_ntop(peer.ss_family, address, peer_host, sizeof(peer_host)) == NULL)
+			peer_host[0] = '\0';
+	}
 	if (host == NULL || !is_address_text(host))
 		host = getenv("REMOTE_HOST");
 	if (host != NULL && is_address_text(host)) {
-		format_host_port(host, getenv("REMOTE_PORT"), client.address, sizeof(client.address));
+		const char *port = getenv("REMOTE_PORT");
+		/* xinetd sets no REMOTE_PORT; where its host is the socket's peer, the peer has the port. */
+		if (!is_port_text(port) && strcmp(host, peer_host) == 0)
+			(void)snprintf(client.address, sizeof(client.address), "%s", peer_text);
+		else
+			format_host_port(host, port, client.address, sizeof(client.address));
 		return;
 	}
 	if (ssh_client != NULL) {
@@ -330,11 +347,7 @@ static void identify_client(void)
 			return;
 		}
 	}
-	if (getpeername(client.in, (struct sockaddr *)&peer, &peer_len) == 0) {
-		format_address((struct sockaddr *)&peer, client.address, sizeof(client.address));
-		return;
-	}
-	(void)snprintf(client.address, sizeof(client.address), "-");
+	(void)snprintf(client.address, sizeof(client.address), "%s", peer_text);
 }
 
 /* Writes all of buf to the client within the deadline; 0 or -1. */

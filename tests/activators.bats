@@ -74,7 +74,9 @@ start_xinetd() {
 		-e "s|^\(\s*disable\s*=.*\)|\1\n\tbind = 127.0.0.1|" \
 		"$TOP/tunneld.xinetd" >"$BATS_TEST_TMPDIR/xinetd.conf"
 	grep -q "port.*= $XINETD_PORT" "$BATS_TEST_TMPDIR/xinetd.conf"
-	start_bg xinetd -dontfork -f "$BATS_TEST_TMPDIR/xinetd.conf" -pidfile "$BATS_TEST_TMPDIR/xinetd.pid"
+	# Under with-syslog: tunneld logs to syslog here, and the test reads it.
+	SYSLOG=$BATS_TEST_TMPDIR/syslog
+	start_bg "$PEERS/with-syslog" "$SYSLOG" xinetd -dontfork -f "$BATS_TEST_TMPDIR/xinetd.conf" -pidfile "$BATS_TEST_TMPDIR/xinetd.pid"
 	wait_for "xinetd on $XINETD_PORT" port_open "$XINETD_PORT"
 }
 
@@ -94,6 +96,8 @@ start_xinetd() {
 		timeout 10 nc 127.0.0.1 "$XINETD_PORT" >"$BATS_TEST_TMPDIR/stream"
 	printf 'HTTP/1.1 200 Connection established\r\n\r\nping' >"$BATS_TEST_TMPDIR/expected"
 	cmp "$BATS_TEST_TMPDIR/stream" "$BATS_TEST_TMPDIR/expected"
+	# The record went to syslog instead, naming the client by xinetd's REMOTE_HOST.
+	wait_for "syslog record" grep -Eq "tunneld\[[0-9]+\]: 127\.0\.0\.1:[0-9]+ -> 127\.0\.0\.1:$TARGET_PORT status=200 up=4 down=4 duration_ms=[0-9]+ reason=idle timeout" "$SYSLOG"
 	# A refusal: exactly the response, with no log line after the body.
 	printf 'GET / HTTP/1.1\r\n\r\n' | timeout 10 nc -N 127.0.0.1 "$XINETD_PORT" >"$BATS_TEST_TMPDIR/refusal"
 	[ "$(head -n 1 "$BATS_TEST_TMPDIR/refusal" | tr -d '\r')" = "HTTP/1.1 405 Method Not Allowed" ]
