@@ -90,3 +90,16 @@ echo_both_ways() {
 	wait_log "status=200 up=0 down=[1-9][0-9]* duration_ms=[0-9]+ reason=client (read|write) failed"
 	! grep -q 'died with code [^0]\|killed' "$LOG"
 }
+
+@test "SIGTERM (systemctl stop) ends a tunnel with its record, not silently" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}" --connect-timeout=9
+	{ printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\nping' "$TARGET_PORT"; sleep 5; } |
+		timeout 10 nc 127.0.0.1 "$PROXY_PORT" >"$BATS_TEST_TMPDIR/stream" &
+	local client=$!
+	wait_for "a tunnel" pgrep -f "^$TUNNELD .*--connect-timeout=9"
+	wait_for "the echo" grep -q ping "$BATS_TEST_TMPDIR/stream"
+	pkill -TERM -f "^$TUNNELD .*--connect-timeout=9"
+	wait_log "status=200 up=4 down=4 duration_ms=[0-9]+ reason=stopped by signal"
+	wait "$client" || true
+}
