@@ -112,7 +112,8 @@ static int fill(struct direction *d)
 		d->source_done = true;
 		return 1;
 	}
-	if (errno == EAGAIN && d->spliced) {
+	int error = errno;
+	if (error == EAGAIN && d->spliced) {
 		/*
 		 * A pipe fills by slots, one per segment spliced in, not by bytes: if
 		 * the source is still readable, the pipe is what is full, and polling
@@ -121,7 +122,7 @@ static int fill(struct direction *d)
 		struct pollfd source = { .fd = d->from, .events = POLLIN };
 		d->pipe_full = poll(&source, 1, 0) > 0;
 	}
-	return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	return error == EAGAIN || error == EINTR ? 0 : -1;
 }
 
 static int drain(struct direction *d)
