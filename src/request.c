@@ -349,14 +349,16 @@ enum request_verdict request_parse(const char *buf, size_t len, struct request *
 			req->why = "stray CR or NUL in the head";
 			return REQUEST_BAD;
 		}
+		if (pos == 0 && line_len == 0) {
+			req->why = "empty request line";
+			return REQUEST_BAD;
+		}
 		if (pos == 0)
-			verdict = line_len == 0 ? REQUEST_BAD : parse_request_line(line, (size_t)line_len, req);
+			verdict = parse_request_line(line, (size_t)line_len, req);
 		else if (line_len == 0)
 			break;
 		else
 			verdict = parse_field(line, (size_t)line_len, req);
-		if (pos == 0 && line_len == 0)
-			req->why = "empty request line";
 		if (verdict != REQUEST_OK)
 			return verdict;
 		pos += len_with_lf;
