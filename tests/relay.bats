@@ -93,13 +93,15 @@ echo_both_ways() {
 
 @test "SIGTERM (systemctl stop) ends a tunnel with its record, not silently" {
 	start_target echo
-	start_proxy "${LOOPBACK_POLICY[@]}" --connect-timeout=9
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	local activator
+	activator=$(tail -n 1 "$PIDS_FILE")
 	{ printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\nping' "$TARGET_PORT"; sleep 5; } |
 		timeout 10 nc 127.0.0.1 "$PROXY_PORT" >"$BATS_TEST_TMPDIR/stream" &
 	local client=$!
-	wait_for "a tunnel" pgrep -f "^$TUNNELD .*--connect-timeout=9"
 	wait_for "the echo" grep -q ping "$BATS_TEST_TMPDIR/stream"
-	pkill -TERM -f "^$TUNNELD .*--connect-timeout=9"
+	# The activator's child is the tunnel's process (tunneld, or valgrind running it).
+	pkill -TERM -P "$activator"
 	wait_log "status=200 up=4 down=4 duration_ms=[0-9]+ reason=stopped by signal"
 	wait "$client" || true
 }
