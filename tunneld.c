@@ -614,8 +614,7 @@ int main(int argc, char **argv)
 	install_signal_handlers();
 	adopt_passed_socket();
 	log_setup(LOG_TARGET_AUTO, client.in, client.out);
-	parse_options(argc, argv, &options);
-	log_setup(options.log_target, client.in, client.out);
+	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
 	identify_client();
 	make_client_nonblocking();
 
