@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef TUNNELD_VERSION
@@ -382,15 +381,8 @@ static void close_client_gracefully(void)
 	char discard[4096];
 	int64_t deadline_ms = clock_now_ms() + LINGER_AFTER_ERROR_MS;
 	size_t discarded = 0;
-	struct stat st;
 
-	if (fstat(client.out, &st) == 0 && S_ISSOCK(st.st_mode)) {
-		(void)shutdown(client.out, SHUT_WR);
-	} else if (client.out != client.in) {
-		if (client.saved_out_flags >= 0)
-			(void)fcntl(client.out, F_SETFL, client.saved_out_flags);
-		(void)close(client.out);
-	}
+	relay_end_output(client.out, client.saved_out_flags);
 	while (!stop_requested && discarded < LINGER_DISCARD_MAX_BYTES && clock_poll_timeout(deadline_ms) > 0) {
 		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
 		if (poll(&pfd, 1, clock_poll_timeout(deadline_ms)) <= 0)

@@ -141,19 +141,20 @@ static int drain(struct direction *d)
 	return 1;
 }
 
-/*
- * Passes EOF on: a socket is half-closed; a pipe can only be closed, and its
- * flags go back first, since after close() they cannot.
- */
+void relay_end_output(int fd, int flags_to_restore)
+{
+	if (is_socket(fd)) {
+		(void)shutdown(fd, SHUT_WR);
+		return;
+	}
+	if (flags_to_restore >= 0)
+		(void)fcntl(fd, F_SETFL, flags_to_restore);
+	(void)close(fd);
+}
+
 static void finish(struct direction *d, const struct relay_endpoints *ends)
 {
-	if (d->to == ends->target || is_socket(d->to)) {
-		(void)shutdown(d->to, SHUT_WR);
-	} else {
-		if (ends->client_out_flags >= 0)
-			(void)fcntl(d->to, F_SETFL, ends->client_out_flags);
-		(void)close(d->to);
-	}
+	relay_end_output(d->to, d->to == ends->client_out ? ends->client_out_flags : -1);
 	d->done = true;
 }
 

@@ -23,6 +23,13 @@ struct relay_result {
 };
 
 /*
+ * Passes end of input on through fd: a socket is half-closed; anything else
+ * (a pipe) can only be closed, after its file status flags are given back
+ * (flags_to_restore, or -1), since after close() they cannot be.
+ */
+void relay_end_output(int fd, int flags_to_restore);
+
+/*
  * early_data: bytes the client sent after the head, written to the target
  * first. idle_timeout_ms 0 means no idle timeout. Returns when both
  * directions ended, on an error, on the idle timeout, or when *stop is set.
