@@ -39,6 +39,17 @@ in_manager() {
 	"$PEERS/systemd-manager" run "$MANAGER_DIR" "$@"
 }
 
+# tunneld_records FORMAT: the journal's tunneld lines, as the README says to
+# select them (by identifier: a record may lack its unit, see tunneld(8)).
+tunneld_records() {
+	in_manager journalctl -o "$1" SYSLOG_IDENTIFIER=tunneld
+}
+
+# records_at_least N: the journal holds N connection records.
+records_at_least() {
+	[ "$(tunneld_records cat | grep -c ' status=')" -ge "$1" ]
+}
+
 @test "systemd-analyze verify: the shipped units are clean" {
 	local dir=$BATS_TEST_TMPDIR/units
 	mkdir -p "$dir"
@@ -59,14 +70,14 @@ in_manager() {
 	# A name: the resolver thread runs under the unit's system call filter too.
 	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" "http://localhost:$TARGET_PORT/"
 	[ "$output" = "hello through the tunnel" ]
-	wait_for "journal record" sh -c "'$PEERS/systemd-manager' run '$MANAGER_DIR' journalctl -o cat -u 'tunneld@*' | grep -q 'status=200'"
-	run in_manager journalctl -o cat -u 'tunneld@*'
+	wait_for "journal record" records_at_least 1
+	run tunneld_records cat
 	[[ "$output" =~ 127\.0\.0\.1:[0-9]+\ -\>\ localhost:$TARGET_PORT\ status=200\ up=[1-9][0-9]*\ down=1[0-9][0-9]\  ]]
 }
 
 # journal_field N FIELD: FIELD of the N-th tunneld connection record (0-based).
 journal_field() {
-	in_manager journalctl -o json -u 'tunneld@*' SYSLOG_IDENTIFIER=tunneld |
+	tunneld_records json |
 		"$PYTHON" -c '
 import json, sys
 records = [r for r in map(json.loads, sys.stdin.read().splitlines()) if "TUNNELD_STATUS" in r]
@@ -82,13 +93,13 @@ print(records[int(sys.argv[1])].get(sys.argv[2], "<missing>"))' "$1" "$2"
 	head -c 12345 /dev/urandom >"$BATS_TEST_TMPDIR/up"
 	timeout 10 nc -N -X connect -x "127.0.0.1:$port" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/up" >"$BATS_TEST_TMPDIR/down"
 	cmp "$BATS_TEST_TMPDIR/up" "$BATS_TEST_TMPDIR/down"
-	wait_for "record 1" sh -c "[ \"\$('$PEERS/systemd-manager' run '$MANAGER_DIR' journalctl -o cat -u 'tunneld@*' SYSLOG_IDENTIFIER=tunneld | wc -l)\" -ge 1 ]"
+	wait_for "record 1" records_at_least 1
 	# A refusal (notice) and an upstream failure (warning).
 	printf 'CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n' | timeout 10 nc -N 127.0.0.1 "$port" >/dev/null
-	wait_for "record 2" sh -c "[ \"\$('$PEERS/systemd-manager' run '$MANAGER_DIR' journalctl -o cat -u 'tunneld@*' SYSLOG_IDENTIFIER=tunneld | wc -l)\" -ge 2 ]"
+	wait_for "record 2" records_at_least 2
 	stop_all # the target goes: its port now refuses
 	printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n' "$TARGET_PORT" | timeout 10 nc -N 127.0.0.1 "$port" >/dev/null
-	wait_for "record 3" sh -c "[ \"\$('$PEERS/systemd-manager' run '$MANAGER_DIR' journalctl -o cat -u 'tunneld@*' SYSLOG_IDENTIFIER=tunneld | wc -l)\" -ge 3 ]"
+	wait_for "record 3" records_at_least 3
 
 	[[ "$(journal_field 0 TUNNELD_CLIENT)" =~ ^127\.0\.0\.1:[0-9]+$ ]]
 	[ "$(journal_field 0 TUNNELD_TARGET)" = "127.0.0.1:$TARGET_PORT" ]
