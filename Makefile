@@ -25,6 +25,7 @@ TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/request.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
+	src/signals.c \
 	src/relay.c src/log.c src/systemd.c src/lazy.c
 HEADERS = $(wildcard src/*.h)
 

@@ -23,6 +23,7 @@
 #include "src/relay.h"
 #include "src/request.h"
 #include "src/response.h"
+#include "src/signals.h"
 #include "src/systemd.h"
 
 #include <arpa/inet.h>
@@ -32,7 +33,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -65,7 +65,7 @@ struct options {
 	bool proxy_protocol;
 };
 
-/* The client connection: fds and the flags to give back (SPEC §1). */
+/* The client connection: fds and the flags to give back (tunneld(8), DESCRIPTION). */
 struct client {
 	int in;
 	int out;
@@ -74,8 +74,8 @@ struct client {
 	char address[INET6_ADDRSTRLEN + 16];
 };
 
-static struct client client = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1, .saved_out_flags = -1 };
-static volatile sig_atomic_t stop_requested;
+static struct client client = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1,
+				 .saved_out_flags = -1 };
 
 static void usage(FILE *stream)
 {
@@ -93,6 +93,7 @@ static void usage(FILE *stream)
 		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
 		      "  -l, --log TARGET            auto, journal, syslog, stderr or none (default auto)\n"
 		      "  -P, --proxy-protocol        the connection starts with a PROXY v1 or v2 header\n"
+		      "  -N, --nat64-prefix CIDR     this site's NAT64 prefix: judge its addresses as IPv4 too\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
 		      "\n"
@@ -133,6 +134,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "proxy-protocol", no_argument, NULL, 'P' },
+		{ "nat64-prefix", required_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -148,7 +150,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->log_target = LOG_TARGET_AUTO;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
-	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:PhV", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:PN:hV", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'p':
 			if (policy_add_ports(&options->policy, optarg, &why) < 0)
@@ -185,6 +187,10 @@ static void parse_options(int argc, char **argv, struct options *options)
 			break;
 		case 'P':
 			options->proxy_protocol = true;
+			break;
+		case 'N':
+			if (policy_add_nat64_prefix(&options->policy, optarg, &why) < 0)
+				exit_usage("bad --nat64-prefix '%s': %s", optarg, why);
 			break;
 		case 'h':
 			usage(stdout);
@@ -225,18 +231,19 @@ static void adopt_passed_socket(void)
 /*
  * O_NONBLOCK lets one poll() loop serve both directions without a blocked
  * write stalling the other. It is a flag of the open file, which an ssh pipe
- * shares with its owner, so it is given back before exit.
+ * shares with its owner, so it is given back before exit. fds 0 and 1 are
+ * often one open file (inetd, systemd, stunnel): both are read before either
+ * is changed, or fd 1 would "save" the flag set through fd 0.
  */
 static void make_client_nonblocking(void)
 {
 	client.saved_in_flags = fcntl(client.in, F_GETFL);
+	if (client.out != client.in)
+		client.saved_out_flags = fcntl(client.out, F_GETFL);
 	if (client.saved_in_flags >= 0)
 		(void)fcntl(client.in, F_SETFL, client.saved_in_flags | O_NONBLOCK);
-	if (client.out != client.in) {
-		client.saved_out_flags = fcntl(client.out, F_GETFL);
-		if (client.saved_out_flags >= 0)
-			(void)fcntl(client.out, F_SETFL, client.saved_out_flags | O_NONBLOCK);
-	}
+	if (client.saved_out_flags >= 0)
+		(void)fcntl(client.out, F_SETFL, client.saved_out_flags | O_NONBLOCK);
 }
 
 static void restore_client_flags(void)
@@ -245,24 +252,6 @@ static void restore_client_flags(void)
 		(void)fcntl(client.in, F_SETFL, client.saved_in_flags);
 	if (client.saved_out_flags >= 0)
 		(void)fcntl(client.out, F_SETFL, client.saved_out_flags);
-}
-
-static void request_stop(int signal_number)
-{
-	(void)signal_number;
-	stop_requested = 1;
-}
-
-static void install_signal_handlers(void)
-{
-	struct sigaction action = { .sa_handler = request_stop };
-
-	/* A client or target gone mid-write must be an EPIPE, not a dead process. */
-	(void)signal(SIGPIPE, SIG_IGN);
-	(void)sigemptyset(&action.sa_mask);
-	(void)sigaction(SIGTERM, &action, NULL);
-	(void)sigaction(SIGINT, &action, NULL);
-	(void)sigaction(SIGHUP, &action, NULL);
 }
 
 /* "a.b.c.d:port" or "[v6]:port" from an address in network byte order. */
@@ -311,7 +300,7 @@ static void format_host_port(const char *host, const char *port, char *out, size
 		       is_port_text(port) ? port : "");
 }
 
-/* SPEC §8: the first of these that applies names the client in the log. */
+/* tunneld(8), LOGGING: the first of these that applies names the client. */
 static void identify_client(void)
 {
 	const char *host = getenv("REMOTE_ADDR");
@@ -362,9 +351,9 @@ static int write_to_client(const char *buf, size_t len, int64_t deadline_ms)
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -1;
 		struct pollfd pfd = { .fd = client.out, .events = POLLOUT };
-		if (clock_poll_timeout(deadline_ms) == 0 || stop_requested)
+		if (clock_poll_timeout(deadline_ms) == 0 || signals_stop_requested())
 			return -1;
-		(void)poll(&pfd, 1, clock_poll_timeout(deadline_ms));
+		(void)signals_poll(&pfd, 1, clock_poll_timeout(deadline_ms));
 	}
 	return 0;
 }
@@ -383,9 +372,10 @@ static void close_client_gracefully(void)
 	size_t discarded = 0;
 
 	relay_end_output(client.out, client.saved_out_flags);
-	while (!stop_requested && discarded < LINGER_DISCARD_MAX_BYTES && clock_poll_timeout(deadline_ms) > 0) {
+	while (!signals_stop_requested() && discarded < LINGER_DISCARD_MAX_BYTES &&
+	       clock_poll_timeout(deadline_ms) > 0) {
 		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
-		if (poll(&pfd, 1, clock_poll_timeout(deadline_ms)) <= 0)
+		if (signals_poll(&pfd, 1, clock_poll_timeout(deadline_ms)) <= 0)
 			continue;
 		ssize_t n = read(client.in, discard, sizeof(discard));
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
@@ -411,11 +401,11 @@ static int read_client_by(int64_t deadline_ms, char *buf, size_t size, size_t *l
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = client.in, .events = POLLIN };
-		int ready = poll(&pfd, 1, clock_poll_timeout(deadline_ms));
-		if (stop_requested) {
+		if (signals_stop_requested()) {
 			*why = "stopped by signal while reading the head";
 			return -1;
 		}
+		int ready = signals_poll(&pfd, 1, clock_poll_timeout(deadline_ms));
 		if (ready == 0)
 			return 0;
 		if (ready < 0)
@@ -436,7 +426,7 @@ static int read_client_by(int64_t deadline_ms, char *buf, size_t size, size_t *l
 }
 
 /*
- * The PROXY header (SPEC §9), within the header deadline. It names the client
+ * The PROXY header (tunneld(8), --proxy-protocol), within the header deadline. It names the client
  * for the log and nothing else; bytes read past it are the request's.
  */
 static enum head_outcome read_proxy_header(struct head *head, int64_t deadline_ms, const char **why)
@@ -526,64 +516,83 @@ static long elapsed_ms(int64_t start_ms)
 }
 
 /*
- * Refuses the request on the wire, logs it once, and exits. why is what the
- * client is told; log_reason, if not NULL, what only the log is told.
+ * The one way out: the client's file flags given back, then the record
+ * (none for a balancer's health check), then exit. The flags go first: a
+ * syslog socket opened by the log could take a closed fd 1's number.
+ */
+static void __attribute__((noreturn)) finish(const struct connection_record *record)
+{
+	restore_client_flags();
+	if (record != NULL)
+		log_connection(record);
+	exit(EXIT_SUCCESS);
+}
+
+/* What the record of a tunnel that got no further than reason says. */
+static void __attribute__((noreturn)) abandon(const char *reason, const char *target, const char *user,
+					      int64_t start_ms)
+{
+	finish(&(struct connection_record){ .client = client.address, .target = target, .user = user,
+					    .duration_ms = elapsed_ms(start_ms), .reason = reason });
+}
+
+/*
+ * Refuses the request on the wire and finishes. why is what the client is
+ * told; log_reason, if not NULL, what only the log is told.
  */
 static void __attribute__((noreturn)) refuse_logging(enum failure failure, const char *why, const char *log_reason,
-						     const char *dns_rcode, const char *target, int64_t start_ms)
+						     const char *dns_rcode, const char *target, const char *user,
+						     int64_t start_ms)
 {
 	char response[RESPONSE_MAX_BYTES];
 	size_t len = response_format(response, failure, why, dns_rcode);
 
 	(void)write_to_client(response, len, clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS);
 	close_client_gracefully();
-	restore_client_flags();
-	log_connection(&(struct connection_record){ .client = client.address, .target = target,
-						    .status = failure_status(failure), .duration_ms = elapsed_ms(start_ms),
-						    .reason = log_reason != NULL ? log_reason : why });
-	exit(EXIT_SUCCESS);
+	finish(&(struct connection_record){ .client = client.address, .target = target, .user = user,
+					    .status = failure_status(failure), .duration_ms = elapsed_ms(start_ms),
+					    .reason = log_reason != NULL ? log_reason : why });
 }
 
 static void __attribute__((noreturn)) refuse(enum failure failure, const char *why, const char *dns_rcode,
-					     const char *target, int64_t start_ms)
+					     const char *target, const char *user, int64_t start_ms)
 {
-	refuse_logging(failure, why, NULL, dns_rcode, target, start_ms);
+	refuse_logging(failure, why, NULL, dns_rcode, target, user, start_ms);
 }
 
 /*
- * 407 unless the credentials are good. The client hears only that it must
- * authenticate; the log hears which user failed, never the password.
+ * 407 unless the credentials are good; the user they name, if good. The
+ * client hears only that it must authenticate; the log hears which known
+ * user failed, never a password, nor a name that is not in the file (it
+ * may be a password typed into the wrong box).
  */
-static void authenticate(const struct auth *auth, const struct request *request, int64_t start_ms)
+static const char *authenticate(const struct auth *auth, const struct request *request, int64_t start_ms)
 {
 	static const char required[] = "proxy authentication required";
-	char log_reason[128];
-	const char *user;
+	const char *user = NULL;
+	const char *log_reason = NULL;
 
 	switch (auth_check(auth, request->credentials, &user)) {
 	case AUTH_GRANTED:
-		return;
+		return user;
 	case AUTH_MISSING:
-		refuse_logging(FAILURE_AUTH_REQUIRED, required, "no proxy credentials", NULL, request->authority, start_ms);
+		log_reason = "no proxy credentials";
+		break;
 	case AUTH_MALFORMED:
-		refuse_logging(FAILURE_AUTH_REQUIRED, required, "malformed Proxy-Authorization", NULL, request->authority,
-			       start_ms);
+		log_reason = "malformed Proxy-Authorization";
+		break;
 	case AUTH_UNKNOWN_USER:
-		refuse_logging(FAILURE_AUTH_REQUIRED, required, "unknown user", NULL, request->authority, start_ms);
+		log_reason = "unknown user";
+		user = NULL;
+		break;
 	case AUTH_WRONG_PASSWORD:
-		(void)snprintf(log_reason, sizeof(log_reason), "wrong password for user %s", user);
-		refuse_logging(FAILURE_AUTH_REQUIRED, required, log_reason, NULL, request->authority, start_ms);
+		log_reason = "wrong password";
+		break;
 	case AUTH_UNAVAILABLE:
-		refuse_logging(FAILURE_AUTH_REQUIRED, required, "crypt(3) unavailable", NULL, request->authority, start_ms);
+		log_reason = "crypt(3) unavailable";
+		break;
 	}
-}
-
-static void __attribute__((noreturn)) abandon(const char *why, const char *target, int64_t start_ms)
-{
-	restore_client_flags();
-	log_connection(&(struct connection_record){ .client = client.address, .target = target, .status = 0,
-						    .duration_ms = elapsed_ms(start_ms), .reason = why });
-	exit(EXIT_SUCCESS);
+	refuse_logging(FAILURE_AUTH_REQUIRED, required, log_reason, NULL, request->authority, user, start_ms);
 }
 
 static void set_client_nodelay(void)
@@ -600,10 +609,11 @@ int main(int argc, char **argv)
 	int64_t start_ms = clock_now_ms();
 	enum failure failure = FAILURE_NONE;
 	const char *why = NULL;
+	const char *user = NULL;
 	struct connect_outcome outcome;
 	struct relay_result relayed;
 
-	install_signal_handlers();
+	signals_setup();
 	adopt_passed_socket();
 	log_setup(LOG_TARGET_AUTO, client.in, client.out);
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
@@ -619,13 +629,12 @@ int main(int argc, char **argv)
 		outcome_of_head = read_head(&head, head_deadline_ms, &failure, &why);
 	switch (outcome_of_head) {
 	case HEAD_HEALTH_CHECK:
-		/* A balancer's health check: no record (SPEC §8). */
-		restore_client_flags();
-		return EXIT_SUCCESS;
+		finish(NULL); /* a balancer's health check: no record */
 	case HEAD_ABANDONED:
-		abandon(why, "-", start_ms);
+		abandon(why, "-", NULL, start_ms);
 	case HEAD_REFUSED:
-		refuse(failure, why, NULL, head.request.authority[0] != '\0' ? head.request.authority : "-", start_ms);
+		refuse(failure, why, NULL, head.request.authority[0] != '\0' ? head.request.authority : "-", NULL,
+		       start_ms);
 	case HEAD_PARSED:
 		break;
 	}
@@ -633,32 +642,31 @@ int main(int argc, char **argv)
 
 	/* Policy: who asks, then what may be asked for, before any DNS lookup. */
 	if (options.auth_enabled)
-		authenticate(&options.auth, request, start_ms);
+		user = authenticate(&options.auth, request, start_ms);
 	if (!policy_port_allowed(&options.policy, request->port))
-		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, start_ms);
+		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, user, start_ms);
 	if (!policy_host_allowed(&options.policy, request->host, request->host_kind != HOST_NAME))
-		refuse(FAILURE_HOST_DENIED, "host not allowed", NULL, request->authority, start_ms);
+		refuse(FAILURE_HOST_DENIED, "host not allowed", NULL, request->authority, user, start_ms);
 
 	/* Connect: every resolved address is checked against the destination rules. */
 	int target = connector_open(request, &options.policy,
 				    clock_now_ms() + (int64_t)options.connect_timeout_seconds * 1000, &outcome);
+	if (target < 0 && outcome.failure == FAILURE_NONE)
+		abandon(outcome.why, request->authority, user, start_ms);
 	if (target < 0)
-		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, start_ms);
+		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, user, start_ms);
 
 	/* Answer, then relay; bytes after the head go to the target first. */
 	if (write_to_client(RESPONSE_ESTABLISHED, strlen(RESPONSE_ESTABLISHED),
 			    clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS) < 0)
-		abandon("client write failed while answering 200", request->authority, start_ms);
+		abandon("client write failed while answering 200", request->authority, user, start_ms);
 	set_client_nodelay();
 	relay_run(&(struct relay_endpoints){ .client_in = client.in, .client_out = client.out, .target = target,
 					     .client_out_flags = client.saved_out_flags },
 		  head.bytes + request->head_bytes, head.len - request->head_bytes, options.idle_timeout_seconds * 1000,
-		  &stop_requested, &relayed);
-
-	/* Before the log: a syslog socket opened by it could take a closed fd 1's number. */
-	restore_client_flags();
-	log_connection(&(struct connection_record){ .client = client.address, .target = request->authority, .status = 200,
-						    .bytes_up = relayed.bytes_up, .bytes_down = relayed.bytes_down,
-						    .duration_ms = elapsed_ms(start_ms), .reason = relayed.error });
-	return EXIT_SUCCESS;
+		  &relayed);
+	finish(&(struct connection_record){ .client = client.address, .target = request->authority, .user = user,
+					    .status = 200, .bytes_up = relayed.bytes_up,
+					    .bytes_down = relayed.bytes_down, .duration_ms = elapsed_ms(start_ms),
+					    .reason = relayed.error });
 }

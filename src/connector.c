@@ -13,6 +13,7 @@
 #include "connector.h"
 
 #include "clock.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,39 +53,71 @@ static int fail_resolution(struct connect_outcome *outcome, int gai_status)
 	}
 }
 
+/*
+ * Everything getaddrinfo_a's helper thread reads or writes. glibc cannot
+ * cancel a lookup its thread is already running, and that thread writes its
+ * answer into the gaicb whenever it comes, after our deadline too. So this
+ * lives in static storage, is never freed, and serves one lookup per process
+ * (the design rule in connector.h).
+ */
+static struct {
+	bool started;
+	struct gaicb request;
+	struct addrinfo hints;
+	struct sigevent notify;
+	char name[HOST_MAX_BYTES + 2];
+	char service[8];
+} lookup;
+
+static int fail_stopped(struct connect_outcome *outcome, const char *why)
+{
+	return fail(outcome, FAILURE_NONE, why, NULL);
+}
+
 /* Resolves into *result within the deadline; 0, or -1 with outcome filled. */
 static int resolve(const struct request *request, int64_t deadline_ms, struct addrinfo **result,
 		   struct connect_outcome *outcome)
 {
+	struct addrinfo numeric_hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					  .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST };
 	char service[8];
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
 
 	(void)snprintf(service, sizeof(service), "%u", request->port);
-	hints.ai_flags = AI_NUMERICSERV;
 	if (request->host_kind != HOST_NAME) {
-		hints.ai_flags |= AI_NUMERICHOST;
-		int status = getaddrinfo(request->host, service, &hints, result);
+		/* Synchronous and without a thread: nothing outlives the call. */
+		int status = getaddrinfo(request->host, service, &numeric_hints, result);
 		return status == 0 ? 0 : fail_resolution(outcome, status);
 	}
+	if (lookup.started)
+		return fail(outcome, FAILURE_DNS_ERROR, "one name lookup per process", NULL);
 
-	struct gaicb lookup = { .ar_name = request->host, .ar_service = service, .ar_request = &hints };
-	struct gaicb *lookups[1] = { &lookup };
-	int status = getaddrinfo_a(GAI_NOWAIT, lookups, 1, NULL);
+	lookup.started = true;
+	memcpy(lookup.service, service, sizeof(service));
+	(void)snprintf(lookup.name, sizeof(lookup.name), "%s", request->host);
+	lookup.hints = (struct addrinfo){ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					  .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV };
+	lookup.request = (struct gaicb){ .ar_name = lookup.name, .ar_service = lookup.service,
+					 .ar_request = &lookup.hints };
+	lookup.notify = (struct sigevent){ .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGNAL_LOOKUP_DONE };
+	struct gaicb *requests[1] = { &lookup.request };
+	int status = getaddrinfo_a(GAI_NOWAIT, requests, 1, &lookup.notify);
 	if (status != 0)
 		return fail_resolution(outcome, status);
-	while ((status = gai_error(&lookup)) == EAI_INPROGRESS) {
-		int left_ms = clock_poll_timeout(deadline_ms);
-		struct timespec wait = { .tv_sec = left_ms / 1000, .tv_nsec = (long)(left_ms % 1000) * 1000000 };
-		if (left_ms == 0) {
-			/* The resolver thread dies with this short-lived process. */
-			(void)gai_cancel(&lookup);
+	while ((status = gai_error(&lookup.request)) == EAI_INPROGRESS) {
+		if (signals_stop_requested()) {
+			(void)gai_cancel(&lookup.request);
+			return fail_stopped(outcome, "stopped by signal while resolving");
+		}
+		if (clock_poll_timeout(deadline_ms) == 0) {
+			(void)gai_cancel(&lookup.request);
 			return fail(outcome, FAILURE_DNS_TIMEOUT, "name resolution timed out", NULL);
 		}
-		(void)gai_suspend((const struct gaicb *const *)lookups, 1, &wait);
+		/* Ends early on SIGNAL_LOOKUP_DONE or a stop signal. */
+		(void)signals_poll(NULL, 0, clock_poll_timeout(deadline_ms));
 	}
 	if (status != 0)
 		return fail_resolution(outcome, status);
-	*result = lookup.ar_result;
+	*result = lookup.request.ar_result;
 	return 0;
 }
 
@@ -204,7 +238,9 @@ static int race_attempts(struct addrinfo **candidates, size_t candidate_count, i
 		int64_t wake_ms = deadline_ms;
 		if (next < candidate_count && next_start_ms < wake_ms)
 			wake_ms = next_start_ms;
-		int ready = poll(in_flight, in_flight_count, clock_poll_timeout(wake_ms));
+		if (signals_stop_requested())
+			break;
+		int ready = signals_poll(in_flight, in_flight_count, clock_poll_timeout(wake_ms));
 		if (ready < 0 && errno != EINTR)
 			break;
 		for (size_t i = in_flight_count; ready > 0 && i-- > 0;) {
@@ -231,6 +267,8 @@ static int race_attempts(struct addrinfo **candidates, size_t candidate_count, i
 	}
 	for (size_t j = 0; j < in_flight_count; j++)
 		(void)close(in_flight[j].fd);
+	if (signals_stop_requested())
+		return fail_stopped(outcome, "stopped by signal while connecting");
 	return fail(outcome, FAILURE_CONNECT_TIMEOUT, "connection to the target timed out", NULL);
 }
 

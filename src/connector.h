@@ -15,14 +15,21 @@
 #define CONNECT_ADDRESSES_MAX 32      /* addresses tried per request, at most */
 
 struct connect_outcome {
-	enum failure failure;
-	const char *why;        /* static text when failure != FAILURE_NONE */
+	enum failure failure;   /* FAILURE_NONE with why set: stopped by a signal, nothing to answer */
+	const char *why;        /* static text */
 	const char *dns_rcode;  /* for dns_error, or NULL */
 };
 
 /*
  * Returns a connected, non-blocking TCP socket, or -1 with outcome filled.
- * deadline_ms (clock_now_ms() time) bounds resolution and connecting together.
+ * deadline_ms (clock_now_ms() time) bounds resolution and connecting together;
+ * a stop signal (signals.h) ends either at once.
+ *
+ * The rule for memory shared with the resolver thread: anything handed to
+ * getaddrinfo_a() (the gaicb, its hints, name and service strings) outlives
+ * the call that made it, because a lookup that is already running cannot be
+ * cancelled and writes its answer whenever it comes. Such memory is never on
+ * a stack and never freed or reused; hence one name lookup per process.
  */
 int connector_open(const struct request *request, const struct policy *policy, int64_t deadline_ms,
 		   struct connect_outcome *outcome);

@@ -3,6 +3,11 @@
  *
  * A journal record is written at the end of a connection, so libsystemd
  * (loaded on first use, see systemd.h) stays off the tunnel's setup path.
+ *
+ * The log is a trust boundary. Whether fd 2 may be written is decided once,
+ * in log_setup(), and every path obeys it: under inetd fd 2 is the client,
+ * and a line there would be tunnel data. Every value that came from the
+ * client or the environment is escaped here, where it is written.
  */
 #include "log.h"
 
@@ -19,9 +24,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX_BYTES 1024
+#define LOG_LINE_MAX_BYTES 4608            /* four escaped fields and the rest */
+#define FIELD_MAX_BYTES 1100           /* a 262-byte authority, every byte escaped */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static enum log_target active_target = LOG_TARGET_STDERR;
+static bool stderr_writable;
 
 int log_parse_target(const char *text, enum log_target *target)
 {
@@ -39,6 +47,42 @@ int log_parse_target(const char *text, enum log_target *target)
 		}
 	}
 	return -1;
+}
+
+/*
+ * The length of the well-formed UTF-8 sequence of two or more bytes at text
+ * (RFC 3629 §4: no overlongs, no surrogates, nothing past U+10FFFF, and no
+ * C1 control characters), else 1.
+ */
+static size_t utf8_sequence_length(const unsigned char *text)
+{
+	unsigned char lead = text[0];
+	unsigned char low = 0x80, high = 0xbf;
+	size_t length;
+
+	if (lead >= 0xc2 && lead <= 0xdf)
+		length = 2;
+	else if (lead >= 0xe0 && lead <= 0xef)
+		length = 3;
+	else if (lead >= 0xf0 && lead <= 0xf4)
+		length = 4;
+	else
+		return 1;
+	/* 0xc2: U+0080-U+009F are C1 controls; 0xe0: overlong below 0xa0. */
+	if (lead == 0xc2 || lead == 0xe0)
+		low = 0xa0;
+	else if (lead == 0xed)
+		high = 0x9f;
+	else if (lead == 0xf0)
+		low = 0x90;
+	else if (lead == 0xf4)
+		high = 0x8f;
+	if (text[1] < low || text[1] > high)
+		return 1;
+	for (size_t i = 2; i < length; i++)
+		if (text[i] < 0x80 || text[i] > 0xbf)
+			return 1;
+	return length;
 }
 
 static bool same_open_file(int fd_a, int fd_b)
@@ -78,27 +122,34 @@ static bool stderr_is_journal(void)
 
 void log_setup(enum log_target requested, int client_in, int client_out)
 {
-	bool stderr_usable = !stderr_is_client(client_in, client_out);
+	stderr_writable = !stderr_is_client(client_in, client_out);
 
 	switch (requested) {
 	case LOG_TARGET_AUTO:
-		if (stderr_usable && stderr_is_journal())
+		if (stderr_writable && stderr_is_journal())
 			active_target = LOG_TARGET_JOURNAL;
-		else if (stderr_usable)
+		else if (stderr_writable)
 			active_target = LOG_TARGET_STDERR;
 		else
 			active_target = LOG_TARGET_SYSLOG;
 		break;
 	case LOG_TARGET_STDERR:
 		/* Never, even when asked: under inetd that would be tunnel data. */
-		active_target = stderr_usable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+		active_target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
 		break;
 	default:
 		active_target = requested;
 		break;
 	}
-	if (active_target == LOG_TARGET_SYSLOG)
+}
+
+static void write_syslog_line(int priority, const char *line)
+{
+	static bool opened;
+	if (!opened)
 		openlog("tunneld", LOG_PID, LOG_DAEMON);
+	opened = true;
+	syslog(priority, "%s", line);
 }
 
 static void write_stderr_line(const char *line)
@@ -108,7 +159,20 @@ static void write_stderr_line(const char *line)
 	if (len > (int)sizeof(buffer) - 1)
 		len = (int)sizeof(buffer) - 1;
 	/* One write, so that lines of concurrent tunnels sharing a stream do not interleave. */
-	(void)!write(STDERR_FILENO, buffer, (size_t)len);
+	if (stderr_writable)
+		(void)!write(STDERR_FILENO, buffer, (size_t)len);
+}
+
+/*
+ * sd_journal_sendv() reports success when journald is not there at all (it
+ * drops the record "silently"), so the socket is looked for first.
+ */
+static int write_journal_record(const struct iovec *iov, size_t count)
+{
+	struct stat st;
+	if (stat(JOURNAL_SOCKET, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return -1;
+	return systemd_journal_sendv(iov, (int)count);
 }
 
 /* fields: "NAME=value" strings, for the journal only. */
@@ -119,7 +183,7 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 	case LOG_TARGET_AUTO:
 		return;
 	case LOG_TARGET_SYSLOG:
-		syslog(priority, "%s", line);
+		write_syslog_line(priority, line);
 		return;
 	case LOG_TARGET_STDERR:
 		write_stderr_line(line);
@@ -138,17 +202,54 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 		iov[n++] = (struct iovec){ identifier, strlen(identifier) };
 		for (size_t i = 0; i < field_count && n < sizeof(iov) / sizeof(iov[0]); i++)
 			iov[n++] = (struct iovec){ fields[i], strlen(fields[i]) };
-		/* Without libsystemd, fd 2 is still a journal stream: the line lands, without fields. */
-		if (systemd_journal_sendv(iov, (int)n) < 0)
-			write_stderr_line(line);
+		/* A journal that is missing or refuses the record: syslog, never fd 2. */
+		if (write_journal_record(iov, n) < 0)
+			write_syslog_line(priority, line);
 		return;
 	}
 	}
 }
 
+/*
+ * Copies text into out (size bytes) with every byte that could fool a log
+ * reader written as \xHH: control bytes (C0, DEL, C1), the backslash, bytes
+ * that are not well-formed UTF-8, and for a field, one word of the line,
+ * the space. Stops before a sequence that does not fit.
+ */
+static void escape(const char *text, bool is_field, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *in = (const unsigned char *)text;
+	size_t n = 0;
+
+	while (*in != '\0') {
+		size_t sequence = utf8_sequence_length(in);
+		bool plain = sequence > 1 || (*in > 0x20 && *in < 0x7f && *in != '\\') || (*in == ' ' && !is_field);
+		size_t need = sequence > 1 ? sequence : plain ? 1 : 4;
+		if (n + need >= size)
+			break;
+		if (sequence > 1) {
+			memcpy(out + n, in, sequence);
+			in += sequence;
+		} else if (plain) {
+			out[n] = (char)*in++;
+		} else {
+			out[n] = '\\';
+			out[n + 1] = 'x';
+			out[n + 2] = hex[*in >> 4];
+			out[n + 3] = hex[*in & 0xf];
+			in++;
+		}
+		n += need;
+	}
+	out[n] = '\0';
+}
+
 void log_error(const char *message)
 {
-	emit(LOG_ERR, message, NULL, 0);
+	char escaped[LOG_LINE_MAX_BYTES];
+	escape(message, false, escaped, sizeof(escaped));
+	emit(LOG_ERR, escaped, NULL, 0);
 }
 
 /* PRIORITY by outcome: a tunnel is routine, a refusal notable, an upstream failure a warning. */
@@ -165,25 +266,34 @@ void log_connection(const struct connection_record *record)
 {
 	char line[LOG_LINE_MAX_BYTES];
 	char status_text[8] = "-";
-	char client[80], target[300], status[32], up[48], down[48], duration[48], reason[300];
-	char *const fields[] = { client, target, status, up, down, duration, reason };
+	char client[FIELD_MAX_BYTES], target[FIELD_MAX_BYTES], user[FIELD_MAX_BYTES], reason[FIELD_MAX_BYTES];
+	char client_field[FIELD_MAX_BYTES + 32], target_field[FIELD_MAX_BYTES + 32], user_field[FIELD_MAX_BYTES + 32];
+	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
+	char *const fields[] = { client_field, target_field, status_field, up_field,
+				 down_field, duration_field, reason_field, user_field };
 
+	escape(record->client, true, client, sizeof(client));
+	escape(record->target, true, target, sizeof(target));
+	escape(record->user != NULL ? record->user : "", true, user, sizeof(user));
+	escape(record->reason != NULL ? record->reason : "", false, reason, sizeof(reason));
 	if (record->status != 0)
 		(void)snprintf(status_text, sizeof(status_text), "%d", record->status);
-	(void)snprintf(line, sizeof(line), "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s",
-		       record->client, record->target, status_text, record->bytes_up, record->bytes_down,
-		       record->duration_ms, record->reason != NULL ? " reason=" : "",
-		       record->reason != NULL ? record->reason : "");
+	(void)snprintf(line, sizeof(line),
+		       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s", client, target,
+		       status_text, record->bytes_up, record->bytes_down, record->duration_ms,
+		       record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
 		emit(record_priority(record->status), line, NULL, 0);
 		return;
 	}
-	(void)snprintf(client, sizeof(client), "TUNNELD_CLIENT=%s", record->client);
-	(void)snprintf(target, sizeof(target), "TUNNELD_TARGET=%s", record->target);
-	(void)snprintf(status, sizeof(status), "TUNNELD_STATUS=%s", status_text);
-	(void)snprintf(up, sizeof(up), "TUNNELD_BYTES_UP=%" PRIu64, record->bytes_up);
-	(void)snprintf(down, sizeof(down), "TUNNELD_BYTES_DOWN=%" PRIu64, record->bytes_down);
-	(void)snprintf(duration, sizeof(duration), "TUNNELD_DURATION_MS=%ld", record->duration_ms);
-	(void)snprintf(reason, sizeof(reason), "TUNNELD_REASON=%s", record->reason != NULL ? record->reason : "");
-	emit(record_priority(record->status), line, fields, sizeof(fields) / sizeof(fields[0]));
+	(void)snprintf(client_field, sizeof(client_field), "TUNNELD_CLIENT=%s", client);
+	(void)snprintf(target_field, sizeof(target_field), "TUNNELD_TARGET=%s", target);
+	(void)snprintf(status_field, sizeof(status_field), "TUNNELD_STATUS=%s", status_text);
+	(void)snprintf(up_field, sizeof(up_field), "TUNNELD_BYTES_UP=%" PRIu64, record->bytes_up);
+	(void)snprintf(down_field, sizeof(down_field), "TUNNELD_BYTES_DOWN=%" PRIu64, record->bytes_down);
+	(void)snprintf(duration_field, sizeof(duration_field), "TUNNELD_DURATION_MS=%ld", record->duration_ms);
+	(void)snprintf(reason_field, sizeof(reason_field), "TUNNELD_REASON=%s", reason);
+	(void)snprintf(user_field, sizeof(user_field), "TUNNELD_USER=%s", user);
+	/* TUNNELD_USER only when there is a user: the journal keeps empty fields. */
+	emit(record_priority(record->status), line, fields, sizeof(fields) / sizeof(fields[0]) - (record->user == NULL));
 }

@@ -1,5 +1,6 @@
 /*
- * log: one record per connection, to the journal, syslog or stderr (SPEC §8).
+ * log: one record per connection, to the journal, syslog or stderr
+ * (tunneld(8), LOGGING).
  */
 #ifndef TUNNELD_LOG_H
 #define TUNNELD_LOG_H
@@ -10,7 +11,8 @@ enum log_target { LOG_TARGET_AUTO, LOG_TARGET_JOURNAL, LOG_TARGET_SYSLOG, LOG_TA
 
 struct connection_record {
 	const char *client;     /* "addr:port", "[v6]:port" or "-" */
-	const char *target;     /* as requested, or "-" */
+	const char *target;     /* as requested, or "-"; never with userinfo */
+	const char *user;       /* the proxy user named by good or wrongly-passworded credentials, or NULL */
 	int status;             /* 0: the client got no response */
 	uint64_t bytes_up;      /* client to target */
 	uint64_t bytes_down;

@@ -1,11 +1,13 @@
 /*
  * policy: ports, host patterns and destination rules.
  *
- * Destination rules are longest-prefix-match (SPEC §5): among the rules that
- * contain an address the most specific decides; at equal length an explicit
- * rule beats a built-in one and deny beats allow. IPv4-mapped IPv6 addresses
- * are judged as IPv4, both when they are the address and when they are
- * written in a rule, so "::ffff:127.0.0.1" cannot slip past 127.0.0.0/8.
+ * Destination rules are longest-prefix-match (tunneld(8), Destination
+ * rules): among the rules that contain an address the most specific decides;
+ * at equal length an explicit rule beats a built-in one and deny beats
+ * allow. An IPv6 address that carries an IPv4 address (mapped, compatible,
+ * SIIT, NAT64, 6to4, Teredo) is judged in both forms and denied if either
+ * is denied, so that "64:ff9b::127.0.0.1" or "2002:7f00:1::1" cannot slip
+ * past 127.0.0.0/8, nor a DNS64 answer past an IPv4 --deny-dest.
  */
 #include "policy.h"
 
@@ -22,20 +24,43 @@ static const char *const builtin_denies[] = {
 	"::/128", "::1/128", "fe80::/10", "ff00::/8",
 };
 
+/* Where IPv6 carries IPv4: prefix, its length, the bit the IPv4 address starts at. */
+static const struct {
+	const char *prefix;
+	unsigned prefix_len;
+	unsigned ipv4_at;
+	bool obfuscated;
+} builtin_embeddings[] = {
+	{ "::ffff:0:0", 96, 96, false },      /* IPv4-mapped, RFC 4291 §2.5.5.2 */
+	{ "::", 96, 96, false },              /* IPv4-compatible, RFC 4291 §2.5.5.1 */
+	{ "::ffff:0:0:0", 96, 96, false },    /* SIIT, RFC 2765 §2.1 */
+	{ "64:ff9b::", 96, 96, false },       /* NAT64 well-known prefix, RFC 6052 §2.1 */
+	/*
+	 * NAT64 local use, RFC 8215: read as the /96 prefixes that sites carve
+	 * from it; a site that uses another length says so with --nat64-prefix.
+	 */
+	{ "64:ff9b:1::", 48, 96, false },
+	{ "2002::", 16, 16, false },          /* 6to4, RFC 3056 §2 */
+	{ "2001::", 32, 96, true },           /* Teredo's client, RFC 4380 §4 */
+};
+
 static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-static int add_rule(struct policy *policy, const char *cidr, enum rule_action action, bool builtin, const char **why)
+/* Zeroes the bits past prefix, so that "10.1.2.3/8" means 10.0.0.0/8, as ip(8) reads it. */
+static void mask_host_bits(uint8_t *address, unsigned prefix)
+{
+	for (unsigned bit = prefix; bit < 128; bit++)
+		address[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+}
+
+/* "address/len" into address and *prefix, len at most max_prefix; 0, or -1 with *why set. */
+static int parse_cidr(const char *cidr, int family, uint8_t *address, unsigned *prefix, const char **why)
 {
 	char text[INET6_ADDRSTRLEN + 8];
-	struct dest_rule rule = { .action = action, .builtin = builtin };
-	long prefix;
-	unsigned max_prefix;
-
-	if (policy->rule_count >= sizeof(policy->rules) / sizeof(policy->rules[0])) {
-		*why = "too many destination rules";
-		return -1;
-	}
+	unsigned max_prefix = family == AF_INET ? 32 : 128;
 	size_t cidr_len = strlen(cidr);
+	long length;
+
 	if (cidr_len >= sizeof(text)) {
 		*why = "malformed CIDR";
 		return -1;
@@ -44,33 +69,62 @@ static int add_rule(struct policy *policy, const char *cidr, enum rule_action ac
 	char *slash = strchr(text, '/');
 	if (slash != NULL)
 		*slash = '\0';
-	if (inet_pton(AF_INET, text, rule.address) == 1) {
-		rule.family = AF_INET;
-		max_prefix = 32;
-	} else if (inet_pton(AF_INET6, text, rule.address) == 1) {
-		rule.family = AF_INET6;
-		max_prefix = 128;
-	} else {
+	if (inet_pton(family, text, address) != 1) {
 		*why = "malformed CIDR address";
 		return -1;
 	}
 	if (slash == NULL)
-		prefix = max_prefix;
-	else if (parse_decimal(slash + 1, 0, max_prefix, &prefix) < 0) {
+		length = max_prefix;
+	else if (parse_decimal(slash + 1, 0, max_prefix, &length) < 0) {
 		*why = "malformed CIDR prefix length";
 		return -1;
 	}
-	rule.prefix = (unsigned)prefix;
+	*prefix = (unsigned)length;
+	return 0;
+}
+
+static int add_rule(struct policy *policy, const char *cidr, enum rule_action action, bool builtin, const char **why)
+{
+	struct dest_rule rule = { .action = action, .builtin = builtin };
+	const char *why_v6;
+
+	if (policy->rule_count >= sizeof(policy->rules) / sizeof(policy->rules[0])) {
+		*why = "too many destination rules";
+		return -1;
+	}
+	if (parse_cidr(cidr, AF_INET, rule.address, &rule.prefix, why) == 0)
+		rule.family = AF_INET;
+	else if (parse_cidr(cidr, AF_INET6, rule.address, &rule.prefix, &why_v6) == 0)
+		rule.family = AF_INET6;
+	else {
+		/* The IPv4 reading's complaint is about the prefix when the address was IPv4. */
+		if (strchr(cidr, ':') != NULL)
+			*why = why_v6;
+		return -1;
+	}
 	if (rule.family == AF_INET6 && rule.prefix >= 96 && memcmp(rule.address, v4_mapped_prefix, 12) == 0) {
 		memmove(rule.address, rule.address + 12, 4);
 		memset(rule.address + 4, 0, 12);
 		rule.family = AF_INET;
 		rule.prefix -= 96;
 	}
-	/* Mask host bits so that "10.1.2.3/8" means 10.0.0.0/8, as ip(8) reads it. */
-	for (unsigned bit = rule.prefix; bit < 128; bit++)
-		rule.address[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	mask_host_bits(rule.address, rule.prefix);
 	policy->rules[policy->rule_count++] = rule;
+	return 0;
+}
+
+static int add_embedding(struct policy *policy, const char *prefix, unsigned prefix_len, unsigned ipv4_at,
+			 bool obfuscated)
+{
+	struct embedding *embedding = &policy->embeddings[policy->embedding_count];
+
+	if (policy->embedding_count >= EMBEDDINGS_MAX || inet_pton(AF_INET6, prefix, embedding->prefix) != 1)
+		return -1;
+	mask_host_bits(embedding->prefix, prefix_len);
+	embedding->prefix_len = prefix_len;
+	embedding->ipv4_at = ipv4_at;
+	embedding->obfuscated = obfuscated;
+	policy->embedding_count++;
 	return 0;
 }
 
@@ -82,6 +136,30 @@ void policy_init(struct policy *policy)
 	policy->port_range_count = 1;
 	for (size_t i = 0; i < sizeof(builtin_denies) / sizeof(builtin_denies[0]); i++)
 		(void)add_rule(policy, builtin_denies[i], RULE_DENY, true, &why);
+	for (size_t i = 0; i < sizeof(builtin_embeddings) / sizeof(builtin_embeddings[0]); i++)
+		(void)add_embedding(policy, builtin_embeddings[i].prefix, builtin_embeddings[i].prefix_len,
+				    builtin_embeddings[i].ipv4_at, builtin_embeddings[i].obfuscated);
+}
+
+int policy_add_nat64_prefix(struct policy *policy, const char *cidr, const char **why)
+{
+	uint8_t address[16];
+	char text[INET6_ADDRSTRLEN];
+	unsigned prefix;
+
+	if (parse_cidr(cidr, AF_INET6, address, &prefix, why) < 0)
+		return -1;
+	if (prefix != 32 && prefix != 40 && prefix != 48 && prefix != 56 && prefix != 64 && prefix != 96) {
+		*why = "NAT64 prefix length must be 32, 40, 48, 56, 64 or 96 (RFC 6052)";
+		return -1;
+	}
+	mask_host_bits(address, prefix);
+	if (inet_ntop(AF_INET6, address, text, sizeof(text)) == NULL ||
+	    add_embedding(policy, text, prefix, prefix, false) < 0) {
+		*why = "too many NAT64 prefixes";
+		return -1;
+	}
+	return 0;
 }
 
 int policy_add_dest_rule(struct policy *policy, const char *cidr, enum rule_action action, const char **why)
@@ -203,17 +281,23 @@ bool policy_host_allowed(const struct policy *policy, const char *host, bool hos
 	return false;
 }
 
-static bool rule_contains(const struct dest_rule *rule, int family, const uint8_t *address)
+/* Is address within prefix/length? Both in network byte order, prefix masked. */
+static bool prefix_contains(const uint8_t *prefix, unsigned length, const uint8_t *address)
 {
-	unsigned full_bytes = rule->prefix / 8;
-	unsigned rest_bits = rule->prefix % 8;
+	unsigned full_bytes = length / 8;
+	unsigned rest_bits = length % 8;
 
-	if (rule->family != family || memcmp(rule->address, address, full_bytes) != 0)
+	if (memcmp(prefix, address, full_bytes) != 0)
 		return false;
 	if (rest_bits == 0)
 		return true;
 	uint8_t mask = (uint8_t)(0xff00u >> rest_bits);
-	return (address[full_bytes] & mask) == rule->address[full_bytes];
+	return (address[full_bytes] & mask) == prefix[full_bytes];
+}
+
+static bool rule_contains(const struct dest_rule *rule, int family, const uint8_t *address)
+{
+	return rule->family == family && prefix_contains(rule->address, rule->prefix, address);
 }
 
 /* Does candidate win over the current best among rules containing an address? */
@@ -228,31 +312,59 @@ static bool rule_beats(const struct dest_rule *candidate, const struct dest_rule
 	return candidate->action == RULE_DENY && best->action == RULE_ALLOW;
 }
 
-bool policy_address_allowed(const struct policy *policy, const struct sockaddr *address)
+/* The verdict of the longest-prefix rule that contains address (family's bytes). */
+static bool address_allowed(const struct policy *policy, int family, const uint8_t *address)
 {
-	uint8_t bytes[16];
-	int family;
 	const struct dest_rule *best = NULL;
 
-	if (address->sa_family == AF_INET) {
-		family = AF_INET;
-		memcpy(bytes, &((const struct sockaddr_in *)(const void *)address)->sin_addr, 4);
-	} else if (address->sa_family == AF_INET6) {
-		const uint8_t *v6 = ((const struct sockaddr_in6 *)(const void *)address)->sin6_addr.s6_addr;
-		if (memcmp(v6, v4_mapped_prefix, 12) == 0) {
-			family = AF_INET;
-			memcpy(bytes, v6 + 12, 4);
-		} else {
-			family = AF_INET6;
-			memcpy(bytes, v6, 16);
-		}
-	} else {
-		return false;
-	}
 	for (unsigned i = 0; i < policy->rule_count; i++) {
 		const struct dest_rule *rule = &policy->rules[i];
-		if (rule_contains(rule, family, bytes) && rule_beats(rule, best))
+		if (rule_contains(rule, family, address) && rule_beats(rule, best))
 			best = rule;
 	}
 	return best == NULL || best->action == RULE_ALLOW;
+}
+
+/* RFC 6052 §2.2: the IPv4 octets from bit ipv4_at on, skipping octet 8 (bits 64-71, "u"). */
+static void extract_ipv4(const struct embedding *embedding, const uint8_t *v6, uint8_t *v4)
+{
+	size_t at = embedding->ipv4_at / 8;
+	for (size_t i = 0; i < 4; i++, at++) {
+		if (at == 8)
+			at++;
+		v4[i] = embedding->obfuscated ? (uint8_t)~v6[at] : v6[at];
+	}
+}
+
+bool policy_address_allowed(const struct policy *policy, const struct sockaddr *address)
+{
+	if (address->sa_family == AF_INET)
+		return address_allowed(policy, AF_INET,
+				       (const uint8_t *)&((const struct sockaddr_in *)(const void *)address)->sin_addr);
+	if (address->sa_family != AF_INET6)
+		return false;
+	const uint8_t *v6 = ((const struct sockaddr_in6 *)(const void *)address)->sin6_addr.s6_addr;
+	if (!address_allowed(policy, AF_INET6, v6))
+		return false;
+	/* :: and ::1 lie in ::/96 but are IPv6's own (RFC 4291 §2.5.2, §2.5.3): they carry no IPv4. */
+	if (memcmp(v6, in6addr_any.s6_addr, 16) == 0 || memcmp(v6, in6addr_loopback.s6_addr, 16) == 0)
+		return true;
+	/*
+	 * Where the IPv4 address sits: the most specific prefix that contains
+	 * the address says, and a site's --nat64-prefix (added last) wins over
+	 * a built-in prefix of equal length.
+	 */
+	const struct embedding *carrier = NULL;
+	for (unsigned i = 0; i < policy->embedding_count; i++) {
+		const struct embedding *embedding = &policy->embeddings[i];
+		if (prefix_contains(embedding->prefix, embedding->prefix_len, v6) &&
+		    (carrier == NULL || embedding->prefix_len >= carrier->prefix_len))
+			carrier = embedding;
+	}
+	if (carrier != NULL) {
+		uint8_t v4[4];
+		extract_ipv4(carrier, v6, v4);
+		return address_allowed(policy, AF_INET, v4);
+	}
+	return true;
 }

@@ -15,6 +15,7 @@
 #include "relay.h"
 
 #include "clock.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,7 +168,7 @@ static void fail_side(struct direction *toward_side, struct direction *from_side
 }
 
 void relay_run(const struct relay_endpoints *ends, const char *early_data, size_t early_len, int idle_timeout_ms,
-	       const volatile sig_atomic_t *stop, struct relay_result *result)
+	       struct relay_result *result)
 {
 	static struct direction up, down;
 	int64_t idle_deadline_ms = idle_timeout_ms > 0 ? clock_now_ms() + idle_timeout_ms : 0;
@@ -193,12 +194,12 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 		}
 		if (up.done && down.done)
 			break;
-		if (*stop) {
+		if (signals_stop_requested()) {
 			result->error = "stopped by signal";
 			break;
 		}
 
-		int ready = poll(fds, 4, idle_deadline_ms != 0 ? clock_poll_timeout(idle_deadline_ms) : -1);
+		int ready = signals_poll(fds, 4, idle_deadline_ms != 0 ? clock_poll_timeout(idle_deadline_ms) : -1);
 		if (ready < 0) {
 			if (errno == EINTR)
 				continue;

@@ -5,7 +5,6 @@
 #ifndef TUNNELD_RELAY_H
 #define TUNNELD_RELAY_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,9 +31,9 @@ void relay_end_output(int fd, int flags_to_restore);
 /*
  * early_data: bytes the client sent after the head, written to the target
  * first. idle_timeout_ms 0 means no idle timeout. Returns when both
- * directions ended, on an error, on the idle timeout, or when *stop is set.
+ * directions ended, on an error, on the idle timeout, or on a stop signal.
  */
 void relay_run(const struct relay_endpoints *ends, const char *early_data, size_t early_len, int idle_timeout_ms,
-	       const volatile sig_atomic_t *stop, struct relay_result *result);
+	       struct relay_result *result);
 
 #endif

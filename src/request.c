@@ -136,17 +136,22 @@ static int parse_port(const char *text, size_t len, struct request *req)
 	return 0;
 }
 
-/* The target as the client wrote it, for the log even when refused: printable, bounded. */
+/*
+ * The target as the client wrote it, for the log even when refused, bounded.
+ * Userinfo ("alice:secret@") is left out: it may be a password. The log
+ * escapes whatever else the bytes hold.
+ */
 static void record_authority(const char *text, size_t len, struct request *req)
 {
-	size_t n;
-	for (n = 0; n < len && n < AUTHORITY_MAX_BYTES; n++) {
-		char c = text[n];
-		if (c <= 0x20 || c >= 0x7f)
-			c = '?';
-		req->authority[n] = c;
+	const char *at = memrchr(text, '@', len);
+	if (at != NULL) {
+		len -= (size_t)(at + 1 - text);
+		text = at + 1;
 	}
-	req->authority[n] = '\0';
+	if (len > AUTHORITY_MAX_BYTES)
+		len = AUTHORITY_MAX_BYTES;
+	memcpy(req->authority, text, len);
+	req->authority[len] = '\0';
 }
 
 int request_parse_authority(const char *text, size_t len, struct request *req)

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#define HEAD_MAX_BYTES 8192   /* SPEC §2: request line + fields + empty line */
+#define HEAD_MAX_BYTES 8192   /* request line + fields + empty line */
 #define HEAD_MAX_FIELDS 100
 #define HOST_MAX_BYTES 253    /* RFC 1035 name, without the trailing dot */
 #define AUTHORITY_MAX_BYTES 262 /* "[" 39-char IPv6 "]:" 5 digits, or a name + ":" port */
@@ -28,7 +28,7 @@ struct request {
 	enum host_kind host_kind;
 	char host[HOST_MAX_BYTES + 2];      /* as connected: no brackets, trailing dot kept */
 	unsigned port;
-	char authority[AUTHORITY_MAX_BYTES + 1]; /* as the client wrote it, for the log */
+	char authority[AUTHORITY_MAX_BYTES + 1]; /* as the client wrote it less userinfo, for the log */
 	int version_minor;
 	/* Proxy-Authorization value, trimmed; empty when absent. */
 	char credentials[CREDENTIALS_MAX_BYTES + 1];
@@ -42,7 +42,7 @@ struct request {
  */
 enum request_verdict request_parse(const char *buf, size_t len, struct request *req);
 
-/* Parses host:port as SPEC §2 describes; 0 on success, -1 with req->why set. */
+/* Parses host:port as tunneld(8), The request, describes it; 0 on success, -1 with req->why set. */
 int request_parse_authority(const char *text, size_t len, struct request *req);
 
 #endif

@@ -39,7 +39,7 @@ setup() {
 	[ "$output" = 407 ]
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\nProxy-Authorization: Basic !!notbase64\r\n\r\n"
 	[[ "$output" == "HTTP/1.1 407 "* ]]
-	wait_log "status=407 .*reason=wrong password for user alice"
+	wait_log "status=407 .* user=alice reason=wrong password$"
 	wait_log "status=407 .*reason=unknown user"
 	wait_log "status=407 .*reason=malformed Proxy-Authorization"
 	! grep -q 'not-the-password\|guessed-secret\|mallory' "$LOG"

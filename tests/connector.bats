@@ -89,3 +89,112 @@ tunnel_from_client() {
 	[[ "$output" == "HTTP/1.1 504 Gateway Timeout"* ]]
 	[[ "$output" == *"Proxy-Status: tunneld; error=connection_timeout"* ]]
 }
+
+# start_dns DELAY: tests/peers/dns.py in the client namespace, answering
+# every name with 192.0.2.2 after DELAY seconds ("never": no answer). Its
+# events go to $DNS_LOG. tunneld then sees only that server (resolv.conf).
+start_dns() {
+	DNS_LOG=$BATS_TEST_TMPDIR/dns.log
+	: >"$DNS_LOG"
+	printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:20\n' >"$BATS_TEST_TMPDIR/resolv.conf"
+	printf 'hosts: files dns\n' >"$BATS_TEST_TMPDIR/nsswitch.conf"
+	start_bg ip netns exec "$CLIENT_NS" "$PYTHON" "$PEERS/dns.py" 192.0.2.2 "$DNS_LOG" "$1"
+	wait_for "DNS server" grep -q '^ready$' "$DNS_LOG"
+}
+
+# in_client_namespace COMMAND...: COMMAND in the client namespace, with the
+# test's hosts, resolv.conf and nsswitch.conf, as the same process (exec all
+# the way) so that its pid is the caller's $!.
+in_client_namespace() {
+	exec ip netns exec "$CLIENT_NS" unshare --mount sh -c '
+		dir=$1
+		shift
+		mount --bind "$dir/hosts" /etc/hosts
+		[ -f "$dir/resolv.conf" ] && mount --bind "$dir/resolv.conf" /etc/resolv.conf
+		[ -f "$dir/nsswitch.conf" ] && mount --bind "$dir/nsswitch.conf" /etc/nsswitch.conf
+		exec "$@"' sh "$BATS_TEST_TMPDIR" "$@"
+}
+
+@test "a DNS answer that comes after the connect timeout lands in memory nothing else uses" {
+	start_dns 1.3
+	cc -shared -fPIC -o "$BATS_TEST_TMPDIR/resolver-probe.so" "$PEERS/resolver-probe.c" -ldl
+	# The probe reports where the memory handed to the resolver thread lives;
+	# the client keeps its side open until the late answer was sent, so that
+	# it lands while tunneld is still busy in its refusal path (the linger).
+	run --separate-stderr in_client_namespace env LD_PRELOAD="$BATS_TEST_TMPDIR/resolver-probe.so" \
+		RESOLVER_PROBE_REPORT="$BATS_TEST_TMPDIR/probe" ASAN_OPTIONS=verify_asan_link_order=0 \
+		"$PYTHON" - "$TUNNELD" "$DNS_LOG" <<'PY'
+import subprocess, sys, time
+tunneld, dns_log = sys.argv[1], sys.argv[2]
+proc = subprocess.Popen([tunneld, "--log=stderr", "--allow-port=8443", "--allow-dest=192.0.2.0/24",
+                         "--connect-timeout=1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+proc.stdin.write(b"CONNECT late.test:8443 HTTP/1.1\r\n\r\n")
+proc.stdin.flush()
+response = proc.stdout.read()
+for _ in range(100):
+    if "answered late.test 1" in open(dns_log).read():
+        break
+    time.sleep(0.1)
+print("alive when answered" if proc.poll() is None else "exited before the answer")
+proc.stdin.close()
+print(proc.wait(timeout=10))
+sys.stdout.write(response.decode())
+PY
+	[ "${lines[0]}" = "alive when answered" ]
+	[ "${lines[1]}" = "0" ]
+	[ "${lines[2]}" = "HTTP/1.1 504 Gateway Timeout"$'\r' ]
+	[[ "$output" == *"Proxy-Status: tunneld; error=dns_timeout; details=\"name resolution timed out\""* ]]
+	[[ "$stderr" == *"-> late.test:8443 status=504 "*"reason=name resolution timed out"* ]]
+	cat "$BATS_TEST_TMPDIR/probe"
+	[ "$(cat "$BATS_TEST_TMPDIR/probe")" = "gaicb=elsewhere hints=elsewhere name=elsewhere service=elsewhere" ]
+}
+
+# stop_within_a_second PID: SIGTERM to PID, which must exit within 1 s; prints the ms it took.
+stop_within_a_second() {
+	local pid=$1 started ended
+	started=$(date +%s%N)
+	kill -TERM "$pid"
+	for _ in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.01
+	done
+	ended=$(date +%s%N)
+	! kill -0 "$pid" 2>/dev/null
+	echo "$(((ended - started) / 1000000))"
+}
+
+@test "SIGTERM while resolving ends the tunnel at once, with its record" {
+	start_dns never
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	in_client_namespace "$TUNNELD" --log=stderr --allow-port=8443 --connect-timeout=8 \
+		<"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$LOG" &
+	local pid=$!
+	exec 4>"$BATS_TEST_TMPDIR/in"
+	printf 'CONNECT silent.test:8443 HTTP/1.1\r\n\r\n' >&4
+	wait_for "the query" grep -q '^query silent.test' "$DNS_LOG"
+	local took
+	took=$(stop_within_a_second "$pid")
+	exec 4>&-
+	echo "SIGTERM to exit while resolving: $took ms" >&3
+	[ "$took" -lt 1000 ]
+	wait_log "-> silent.test:8443 status=- .*reason=stopped by signal while resolving"
+	[ ! -s "$BATS_TEST_TMPDIR/out" ]
+}
+
+@test "SIGTERM while connecting ends the tunnel at once, with its record" {
+	on_server blackhole 192.0.2.2
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	in_client_namespace "$TUNNELD" --log=stderr --allow-port=8443 --allow-dest=192.0.2.0/24 --connect-timeout=8 \
+		<"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$LOG" &
+	local pid=$!
+	exec 4>"$BATS_TEST_TMPDIR/in"
+	printf 'CONNECT 192.0.2.2:8443 HTTP/1.1\r\n\r\n' >&4
+	wait_for "the SYN" sh -c "ip netns exec '$CLIENT_NS' ss -Htn state syn-sent | grep -q 192.0.2.2:8443"
+	local took
+	took=$(stop_within_a_second "$pid")
+	exec 4>&-
+	echo "SIGTERM to exit while connecting: $took ms" >&3
+	[ "$took" -lt 1000 ]
+	wait_log "-> 192.0.2.2:8443 status=- .*reason=stopped by signal while connecting"
+	[ ! -s "$BATS_TEST_TMPDIR/out" ]
+}

@@ -61,3 +61,73 @@ over_pipes() {
 	run --separate-stderr env REMOTE_ADDR='evil text' sh -c "printf 'GET / HTTP/1.1\r\n\r\n' | '$TUNNELD' --log=stderr"
 	[[ "$stderr" == "tunneld: - -> "* ]]
 }
+
+# inetd_with_syslog HIDE REQUEST ARGS...: tunneld with one socket as fds 0, 1
+# and 2 (xinetd's shape), syslog read into $SYSLOG, and the journal out of
+# reach: HIDE "journald" leaves no journal socket, "libsystemd" makes the
+# library unloadable. Prints every byte the client got.
+inetd_with_syslog() {
+	local hide=$1 request=$2 library
+	shift 2
+	library=$(readlink -f "$(ldconfig -p | awk '/libsystemd\.so\.0 / { print $NF; exit }')")
+	timeout 20 "$PEERS/with-syslog" "$SYSLOG" sh -c '
+		hide=$1 library=$2
+		shift 2
+		if [ "$hide" = libsystemd ]; then mount --bind /dev/null "$library"; fi
+		if [ -d /run/systemd ]; then mount -t tmpfs tmpfs /run/systemd; fi
+		exec "$@"' sh "$hide" "$library" "$PYTHON" "$PEERS/client.py" inetd "$request" "$TUNNELD" "$@"
+}
+
+@test "--log=journal with no journal to reach: the record goes to syslog, never to fd 2 when it is the client" {
+	start_target echo
+	local request="b'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\\r\\n\\r\\nping'"
+	for hide in journald libsystemd; do
+		: >"$SYSLOG"
+		run inetd_with_syslog "$hide" "$request" --log=journal "${LOOPBACK_POLICY[@]}"
+		[ "$output" = "$(printf 'HTTP/1.1 200 Connection established\r\n\r\nping')" ]
+		[ "$(wc -l <"$SYSLOG")" -eq 1 ]
+		grep -Eq "^<30>.* tunneld\[[0-9]+\]: - -> 127\.0\.0\.1:$TARGET_PORT status=200 up=4 down=4 " "$SYSLOG"
+	done
+}
+
+@test "userinfo in the authority never reaches the log: the target is logged without it" {
+	run over_pipes 'CONNECT alice:S3cr3t@example.com:443 HTTP/1.1\r\n\r\n' --log=syslog
+	[[ "$output" == "HTTP/1.1 400 Bad Request"* ]]
+	run --separate-stderr over_pipes 'CONNECT alice:S3cr3t@example.com:443 HTTP/1.1\r\n\r\n' --log=stderr
+	[[ "$stderr" == "tunneld: - -> example.com:443 status=400 "*"reason=userinfo is not allowed in the authority" ]]
+	grep -q -- '- -> example.com:443 status=400 .*reason=userinfo is not allowed in the authority$' "$SYSLOG"
+	! grep -q S3cr3t "$SYSLOG"
+	[[ "$stderr" != *S3cr3t* ]]
+}
+
+@test "hostile bytes from the client or the environment are escaped in every log line" {
+	# An ESC sequence, DEL, a C1 CSI, bytes that are not UTF-8, a backslash; and valid UTF-8 kept.
+	local request='CONNECT ex\033[31mam\177ple\302\233\377\\\303\251.test:443 HTTP/1.1\r\n\r\n'
+	local escaped='ex\x1b[31mam\x7fple\xc2\x9b\xff\x5cé.test:443'
+	run over_pipes "$request" --log=syslog
+	run --separate-stderr over_pipes "$request" --log=stderr
+	[[ "$output" == "HTTP/1.1 400 Bad Request"* ]]
+	[ "${#lines[@]}" -ge 1 ]
+	[[ "$stderr" == "tunneld: - -> $escaped status=400 "* ]]
+	grep -qF -- "- -> $escaped status=400" "$SYSLOG"
+	# A user name from the auth file with a control byte, and a hostile REMOTE_HOST.
+	printf 'ev\033il:%s\n' "$(htpasswd -nbB x pw | cut -d: -f2)" >"$BATS_TEST_TMPDIR/users"
+	local credentials
+	credentials=$(printf 'ev\033il:wrong' | base64)
+	export REMOTE_HOST=$'192.0.2.1\n fake record'
+	run --separate-stderr over_pipes \
+		"CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic $credentials\r\n\r\n" \
+		--log=stderr --auth-file="$BATS_TEST_TMPDIR/users"
+	[[ "$output" == "HTTP/1.1 407 "* ]]
+	[ "$stderr" = "tunneld: - -> example.com:443 status=407 up=0 down=0 duration_ms=${stderr##*duration_ms=}" ]
+	[[ "$stderr" == *" user=ev\\x1bil reason=wrong password" ]]
+	# Nothing raw: no ESC, no DEL, no byte that is not UTF-8, one line.
+	! printf '%s' "$stderr" | grep -qP '[\x00-\x09\x0b-\x1f\x7f]'
+	: >"$SYSLOG"
+	run over_pipes \
+		"CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic $credentials\r\n\r\n" \
+		--log=syslog --auth-file="$BATS_TEST_TMPDIR/users"
+	[ "$(wc -l <"$SYSLOG")" -eq 1 ]
+	grep -q -- '- -> example.com:443 status=407 .* user=ev\\x1bil reason=wrong password$' "$SYSLOG"
+	! grep -qP '[\x00-\x09\x0b-\x1f\x7f]' "$SYSLOG"
+}

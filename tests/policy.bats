@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# SPEC §4 and §5: ports, host patterns, destination rules and their built-in denies.
+# tunneld(8) OPTIONS and Destination rules: ports, host patterns, destination rules
+# and their built-in denies.
 
 load helpers
 
@@ -122,4 +123,74 @@ status_of() {
 	[ "$(status_of)" = "HTTP/1.1 502 Bad Gateway" ]
 	run raw_request "CONNECT 127.0.0.2:$TARGET_PORT HTTP/1.1\r\n\r\n"
 	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+}
+
+# verdicts ARGS... < TABLE: for each "address" line, tunneld (with ARGS) in a
+# network namespace of its own with no interface up, so that nothing can
+# leave it: "denied" when the destination rules refuse the address (403),
+# "tried" when tunneld went on to connect (502, unreachable). Prints
+# "address verdict" lines.
+verdicts() {
+	local address status
+	while read -r address _; do
+		status=$(printf 'CONNECT [%s]:443 HTTP/1.1\r\n\r\n' "$address" | sed 's/\[\([0-9.]*\)\]/\1/' |
+			unshare --net timeout 10 "$TUNNELD" --log=none "$@" | head -n 1 | tr -d '\r')
+		case "$status" in
+		"HTTP/1.1 403 Forbidden") echo "$address denied" ;;
+		"HTTP/1.1 502 Bad Gateway") echo "$address tried" ;;
+		*) echo "$address unexpected: $status" ;;
+		esac
+	done
+}
+
+# Address, its verdict under the default rules, and under --deny-dest=10.0.0.0/8.
+EMBEDDED_IPV4_TABLE='
+127.0.0.1                          denied denied
+::1                                denied denied
+169.254.169.254                    denied denied
+fe80::1                            denied denied
+::ffff:127.0.0.1                   denied denied
+::127.0.0.1                        denied denied
+::ffff:0:127.0.0.1                 denied denied
+64:ff9b::127.0.0.1                 denied denied
+64:ff9b::169.254.169.254           denied denied
+64:ff9b:1::127.0.0.1               denied denied
+64:ff9b:1:ab:cd:ef:a9fe:a9fe       denied denied
+2002:7f00:1::1                     denied denied
+2002:a9fe:a9fe::1                  denied denied
+2001:0:4136:e378:8000:63bf:80ff:fffe denied denied
+10.0.0.5                           tried  denied
+::ffff:10.0.0.5                    tried  denied
+::10.0.0.5                         tried  denied
+::ffff:0:10.0.0.5                  tried  denied
+64:ff9b::10.0.0.5                  tried  denied
+64:ff9b:1::10.0.0.5                tried  denied
+2002:a00:5::1                      tried  denied
+2001:0:4136:e378:8000:63bf:f5ff:fffa tried denied
+192.0.2.1                          tried  tried
+64:ff9b::192.0.2.1                 tried  tried
+2002:c000:201::1                   tried  tried
+2001:db8::1                        tried  tried
+'
+
+@test "an IPv6 address that carries IPv4 (mapped, compatible, SIIT, NAT64, 6to4, Teredo) is judged in both forms" {
+	local table
+	table=$(printf '%s\n' "$EMBEDDED_IPV4_TABLE" | sed '/^$/d')
+	run verdicts <<<"$table"
+	diff -u <(awk '{ print $1, $2 }' <<<"$table") <(printf '%s\n' "$output")
+	run verdicts --deny-dest=10.0.0.0/8 <<<"$table"
+	diff -u <(awk '{ print $1, $3 }' <<<"$table") <(printf '%s\n' "$output")
+}
+
+@test "--nat64-prefix: a site's own NAT64 prefix, at its RFC 6052 length, carries IPv4 too" {
+	# The second address carries 10.0.0.5 at a /48 prefix's place, and 192.0.2.1 in its last 32 bits.
+	local table='2001:db8:64::10.0.0.5
+64:ff9b:1:a00:0:500:c000:201'
+	run verdicts --deny-dest=10.0.0.0/8 <<<"$table"
+	[ "$output" = "$(printf '%s tried\n%s tried' $table)" ]
+	run verdicts --deny-dest=10.0.0.0/8 --nat64-prefix=2001:db8:64::/96 --nat64-prefix=64:ff9b:1::/48 <<<"$table"
+	[ "$output" = "$(printf '%s denied\n%s denied' $table)" ]
+	run --separate-stderr "$TUNNELD" --log=stderr --nat64-prefix=2001:db8:64::/80 </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: bad --nat64-prefix '2001:db8:64::/80': NAT64 prefix length must be 32, 40, 48, 56, 64 or 96 (RFC 6052)" ]
 }

@@ -68,6 +68,17 @@ echo_both_ways() {
 	[ "$output" = "flags restored 0" ]
 }
 
+@test "O_NONBLOCK on a socket that is both fd 0 and fd 1 is given back before exit" {
+	start_target echo
+	run timeout 20 "$PYTHON" "$PEERS/client.py" socket-flags 'b"GET / HTTP/1.1\r\n\r\n"' "$TUNNELD" --log=none
+	[ "${lines[0]}" = "blocking -> blocking" ]
+	[[ "${lines[1]}" == "HTTP/1.1 405 Method Not Allowed"* ]]
+	run timeout 20 "$PYTHON" "$PEERS/client.py" socket-flags \
+		"b'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\\r\\n\\r\\nping'" "$TUNNELD" --log=none "${LOOPBACK_POLICY[@]}"
+	[ "${lines[0]}" = "blocking -> blocking" ]
+	[[ "$output" == *"HTTP/1.1 200 Connection established"*"ping" ]]
+}
+
 @test "the idle timeout closes a silent tunnel, and the log says so" {
 	start_target echo
 	start_proxy "${LOOPBACK_POLICY[@]}" --idle-timeout=1

@@ -120,6 +120,33 @@ print(records[int(sys.argv[1])].get(sys.argv[2], "<missing>"))' "$1" "$2"
 	[ "$(journal_field 2 PRIORITY)" = 4 ]
 }
 
+@test "journal records: hostile bytes escaped in MESSAGE and the fields, userinfo never there, TUNNELD_USER" {
+	local port
+	port=$(free_port)
+	htpasswd -cbB "$BATS_TEST_TMPDIR/users" alice 'alice pw' 2>/dev/null
+	chmod 644 "$BATS_TEST_TMPDIR/users"
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=443 --auth-file=/etc/tunneld-users
+	printf 'BindReadOnlyPaths=%s:/etc/tunneld-users\n' "$BATS_TEST_TMPDIR/users" >>"$BATS_TEST_TMPDIR/units/tunneld@.service"
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	printf 'CONNECT ex\033[31mam\177ple\377.test:443 HTTP/1.1\r\n\r\n' | timeout 10 nc -N 127.0.0.1 "$port" >/dev/null
+	wait_for "record 1" records_at_least 1
+	printf 'CONNECT alice:S3cr3t@example.com:443 HTTP/1.1\r\n\r\n' | timeout 10 nc -N 127.0.0.1 "$port" >/dev/null
+	wait_for "record 2" records_at_least 2
+	# A good user, refused by the built-in denies.
+	printf 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n' "$(printf 'alice:alice pw' | base64)" |
+		timeout 10 nc -N 127.0.0.1 "$port" >/dev/null
+	wait_for "record 3" records_at_least 3
+	[ "$(journal_field 0 TUNNELD_TARGET)" = 'ex\x1b[31mam\x7fple\xff.test:443' ]
+	[[ "$(journal_field 0 MESSAGE)" == *' -> ex\x1b[31mam\x7fple\xff.test:443 status=400 '* ]]
+	[ "$(journal_field 1 TUNNELD_TARGET)" = example.com:443 ]
+	[ "$(journal_field 1 TUNNELD_REASON)" = "userinfo is not allowed in the authority" ]
+	! tunneld_records json | grep -q S3cr3t
+	[ "$(journal_field 1 TUNNELD_USER)" = "<missing>" ]
+	[ "$(journal_field 2 TUNNELD_USER)" = alice ]
+	[ "$(journal_field 2 TUNNELD_STATUS)" = 403 ]
+	[[ "$(journal_field 2 MESSAGE)" == *"-> 127.0.0.1:443 status=403 "*" user=alice reason="* ]]
+}
+
 @test "systemd-analyze security --offline scores tunneld@.service at an exposure of 1.5 or lower" {
 	local dir=$BATS_TEST_TMPDIR/units
 	mkdir -p "$dir"

@@ -13,7 +13,17 @@ usage:
   client.py pipe-flags TUNNELD ARGS... -- HOST PORT
       run tunneld on two pipes (the ssh/stunnel shape), tunnel one line to an
       echo target, and check that the pipes' O_NONBLOCK flags are as before.
+  client.py socket-flags REQUEST TUNNELD ARGS...
+      run tunneld with one end of a socketpair as both fd 0 and fd 1 (the
+      inetd, systemd and stunnel shape: one open file), send REQUEST (a
+      Python bytes literal), read the reply to EOF, and print it after the
+      socket's O_NONBLOCK before and after: "blocking -> blocking".
+  client.py inetd REQUEST TUNNELD ARGS...
+      the xinetd shape: one end of a socketpair as fds 0, 1 and 2; send
+      REQUEST (a Python bytes literal), half-close, and print every byte
+      that came back, exactly.
 """
+
 import fcntl
 import os
 import socket
@@ -89,6 +99,41 @@ def pipe_flags(argv):
     print("flags restored", child.returncode)
 
 
+def socket_flags(request, command):
+    ours, theirs = socket.socketpair()
+    def mode():
+        return "non-blocking" if fcntl.fcntl(theirs.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK else "blocking"
+    before = mode()
+    child = subprocess.Popen(command, stdin=theirs, stdout=theirs)
+    ours.sendall(eval(request))  # a bytes literal from the test
+    ours.shutdown(socket.SHUT_WR)
+    reply = b""
+    while True:
+        data = ours.recv(4096)
+        if not data:
+            break
+        reply += data
+    child.wait(timeout=10)
+    print("%s -> %s" % (before, mode()))
+    sys.stdout.write(reply.decode())
+
+
+def inetd(request, command):
+    ours, theirs = socket.socketpair()
+    child = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=theirs)
+    theirs.close()
+    ours.sendall(eval(request))  # a bytes literal from the test
+    ours.shutdown(socket.SHUT_WR)
+    reply = b""
+    while True:
+        data = ours.recv(4096)
+        if not data:
+            break
+        reply += data
+    child.wait(timeout=10)
+    sys.stdout.buffer.write(reply)
+
+
 def main():
     if sys.argv[1] == "after-target-eof":
         after_target_eof(*sys.argv[2:5])
@@ -96,6 +141,10 @@ def main():
         pipe_after_target_eof(sys.argv[2:])
     elif sys.argv[1] == "pipe-flags":
         pipe_flags(sys.argv[2:])
+    elif sys.argv[1] == "inetd":
+        inetd(sys.argv[2], sys.argv[3:])
+    elif sys.argv[1] == "socket-flags":
+        socket_flags(sys.argv[2], sys.argv[3:])
     else:
         raise SystemExit(__doc__)
 

@@ -1,0 +1,33 @@
+/*
+ * signals: one model for every wait.
+ *
+ * SIGTERM, SIGINT and SIGHUP are blocked everywhere except inside
+ * signals_poll(), which is ppoll() with them unblocked. A stop signal that
+ * arrives between a check of signals_stop_requested() and the wait stays
+ * pending and ends that wait at once, so no wait can miss or outlive it.
+ * Every wait in tunneld goes through signals_poll().
+ */
+#ifndef TUNNELD_SIGNALS_H
+#define TUNNELD_SIGNALS_H
+
+#include <poll.h>
+#include <stdbool.h>
+
+/*
+ * Delivered by getaddrinfo_a's helper thread when a lookup completes
+ * (SIGEV_SIGNAL), so that the resolver's wait is a signals_poll() too.
+ */
+#define SIGNAL_LOOKUP_DONE (SIGRTMIN)
+
+/* Blocks the stop signals, installs their handler; SIGPIPE is ignored. Call first. */
+void signals_setup(void);
+
+bool signals_stop_requested(void);
+
+/*
+ * poll() that a stop signal interrupts: -1 with errno EINTR then (and when
+ * SIGNAL_LOOKUP_DONE arrives). timeout_ms < 0 waits without a deadline.
+ */
+int signals_poll(struct pollfd *fds, nfds_t count, int timeout_ms);
+
+#endif

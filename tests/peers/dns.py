@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""A tiny DNS server for the tests, to run inside a network namespace.
+
+usage: dns.py ADDRESS LOGFILE DELAY
+
+Answers every A query with ADDRESS and every other query with no records,
+each DELAY seconds after it arrived ("never" for no answer at all), on UDP
+and TCP port 53 of 127.0.0.1. LOGFILE gets a line "query NAME TYPE" when a
+query arrives and "answered NAME TYPE" once its answer was sent, so a test
+can wait for either event.
+"""
+import socket
+import struct
+import sys
+import threading
+import time
+
+address, log_path, delay = sys.argv[1], sys.argv[2], sys.argv[3]
+log_lock = threading.Lock()
+
+
+def log(line):
+    with log_lock, open(log_path, "a") as log_file:
+        log_file.write(line + "\n")
+
+
+def question_of(query):
+    """The question's name (text), type, and the question section's bytes."""
+    at, labels = 12, []
+    while query[at] != 0:
+        labels.append(query[at + 1:at + 1 + query[at]].decode("ascii", "replace"))
+        at += query[at] + 1
+    qtype = struct.unpack("!H", query[at + 1:at + 3])[0]
+    return ".".join(labels), qtype, query[12:at + 5]
+
+
+def answer_to(query):
+    name, qtype, question = question_of(query)
+    records = b""
+    if qtype == 1:
+        records = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(address)
+    header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if records else 0, 0, 0)
+    return name, qtype, header + question + records
+
+
+def respond(send, query):
+    name, qtype, response = answer_to(query)
+    log("query %s %d" % (name, qtype))
+    if delay == "never":
+        return
+    time.sleep(float(delay))
+    send(response)
+    log("answered %s %d" % (name, qtype))
+
+
+def serve_udp(udp):
+    while True:
+        query, peer = udp.recvfrom(512)
+        threading.Thread(target=respond, args=(lambda data, p=peer: udp.sendto(data, p), query), daemon=True).start()
+
+
+def serve_tcp(tcp):
+    while True:
+        conn, _ = tcp.accept()
+        length = struct.unpack("!H", conn.recv(2))[0]
+        query = conn.recv(length)
+        threading.Thread(target=respond, args=(lambda data, c=conn: c.sendall(struct.pack("!H", len(data)) + data),
+                                               query), daemon=True).start()
+
+
+udp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp_socket.bind(("127.0.0.1", 53))
+tcp_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+tcp_socket.bind(("127.0.0.1", 53))
+tcp_socket.listen(8)
+threading.Thread(target=serve_tcp, args=(tcp_socket,), daemon=True).start()
+log("ready")
+serve_udp(udp_socket)
