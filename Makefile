@@ -6,7 +6,13 @@ SHELL = /bin/bash
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
+# Local units belong in $(PREFIX)/lib/systemd/system, which systemd reads too;
+# only an install into /usr goes where the distribution's units are.
+ifeq ($(PREFIX),/usr)
 SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+else
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+endif
 XINETDDIR ?= /etc/xinetd.d
 DESTDIR ?=
 VERSION = 0.1.0
@@ -34,7 +40,7 @@ TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
 	iproute2 procps
 
-.PHONY: all run check test lint install uninstall clean deps-build deps-test \
+.PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test \
 	fuzz fuzz-check sanitize-check valgrind-check bench
 
 all: tunneld
@@ -137,6 +143,10 @@ install: tunneld
 	install -m 644 tunneld.socket $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld.socket
 	sed 's|/usr/local/sbin/tunneld|$(BINDIR)/tunneld|' tunneld@.service > $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld@.service
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld@.service
+
+# Not part of install: tunneld.socket and xinetd would both want port 3128.
+# The entry arrives with disable = yes; see README, Under xinetd.
+install-xinetd:
 	install -d $(DESTDIR)$(XINETDDIR)
 	sed 's|/usr/local/sbin/tunneld|$(BINDIR)/tunneld|' tunneld.xinetd > $(DESTDIR)$(XINETDDIR)/tunneld
 	chmod 644 $(DESTDIR)$(XINETDDIR)/tunneld

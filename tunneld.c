@@ -65,7 +65,7 @@ struct options {
 	bool proxy_protocol;
 };
 
-/* The client connection: fds and the flags to give back (tunneld(8), DESCRIPTION). */
+/* The client connection: fds and the flags to give back (tunneld(8) "DESCRIPTION"). */
 struct client {
 	int in;
 	int out;
@@ -300,7 +300,7 @@ static void format_host_port(const char *host, const char *port, char *out, size
 		       is_port_text(port) ? port : "");
 }
 
-/* tunneld(8), LOGGING: the first of these that applies names the client. */
+/* The first of these that applies names the client (tunneld(8) "LOGGING"). */
 static void identify_client(void)
 {
 	const char *host = getenv("REMOTE_ADDR");
@@ -426,7 +426,7 @@ static int read_client_by(int64_t deadline_ms, char *buf, size_t size, size_t *l
 }
 
 /*
- * The PROXY header (tunneld(8), --proxy-protocol), within the header deadline. It names the client
+ * The PROXY header (tunneld(8) "OPTIONS", --proxy-protocol), within the header deadline. It names the client
  * for the log and nothing else; bytes read past it are the request's.
  */
 static enum head_outcome read_proxy_header(struct head *head, int64_t deadline_ms, const char **why)

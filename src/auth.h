@@ -1,6 +1,6 @@
 /*
  * auth: Basic proxy authentication against an htpasswd-style file, hashes
- * checked with crypt(3) (SPEC §4 --auth-file).
+ * checked with crypt(3) (tunneld(8) "OPTIONS", --auth-file).
  */
 #ifndef TUNNELD_AUTH_H
 #define TUNNELD_AUTH_H

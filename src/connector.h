@@ -1,6 +1,7 @@
 /*
  * connector: resolve the requested host and connect to it, checking every
- * address against the destination rules first (SPEC §5, §6).
+ * address against the destination rules first
+ * (tunneld(8) "Destination rules", "Connecting").
  */
 #ifndef TUNNELD_CONNECTOR_H
 #define TUNNELD_CONNECTOR_H

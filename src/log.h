@@ -1,6 +1,6 @@
 /*
  * log: one record per connection, to the journal, syslog or stderr
- * (tunneld(8), LOGGING).
+ * (tunneld(8) "LOGGING").
  */
 #ifndef TUNNELD_LOG_H
 #define TUNNELD_LOG_H

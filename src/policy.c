@@ -1,10 +1,9 @@
 /*
  * policy: ports, host patterns and destination rules.
  *
- * Destination rules are longest-prefix-match (tunneld(8), Destination
- * rules): among the rules that contain an address the most specific decides;
- * at equal length an explicit rule beats a built-in one and deny beats
- * allow. An IPv6 address that carries an IPv4 address (mapped, compatible,
+ * Destination rules are longest-prefix-match (tunneld(8) "Destination rules"):
+ * among the rules that contain an address the most specific decides; at
+ * equal length an explicit rule beats a built-in one and deny beats allow. An IPv6 address that carries an IPv4 address (mapped, compatible,
  * SIIT, NAT64, 6to4, Teredo) is judged in both forms and denied if either
  * is denied, so that "64:ff9b::127.0.0.1" or "2002:7f00:1::1" cannot slip
  * past 127.0.0.0/8, nor a DNS64 answer past an IPv4 --deny-dest.

@@ -1,6 +1,6 @@
 /*
  * policy: who may be reached. Ports, host patterns and destination CIDR
- * rules (tunneld(8): OPTIONS, Destination rules). Pure functions over a
+ * rules (tunneld(8) "OPTIONS", "Destination rules"). Pure functions over a
  * fixed-size struct: no I/O.
  */
 #ifndef TUNNELD_POLICY_H

@@ -1,6 +1,6 @@
 /*
  * relay: move bytes both ways between the client and the target until both
- * directions are done (SPEC §7).
+ * directions are done (tunneld(8) "The relay").
  */
 #ifndef TUNNELD_RELAY_H
 #define TUNNELD_RELAY_H

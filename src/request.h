@@ -42,7 +42,7 @@ struct request {
  */
 enum request_verdict request_parse(const char *buf, size_t len, struct request *req);
 
-/* Parses host:port as tunneld(8), The request, describes it; 0 on success, -1 with req->why set. */
+/* Parses host:port (tunneld(8) "The request"); 0 on success, -1 with req->why set. */
 int request_parse_authority(const char *text, size_t len, struct request *req);
 
 #endif

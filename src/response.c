@@ -1,6 +1,6 @@
 /*
  * response: the wire table. Every non-200 answer is HTTP/1.1 with an exact
- * Content-Length and Connection: close (SPEC §3), so a client never waits for
+ * Content-Length and Connection: close (tunneld(8) "Responses"), so a client never waits for
  * a body that is not coming and never reuses the connection.
  */
 #include "response.h"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# SPEC §4 --auth-file: Basic proxy authentication, hashes checked with crypt(3).
+# tunneld(8) "OPTIONS", --auth-file: Basic proxy authentication, hashes checked with crypt(3).
 
 load helpers
 

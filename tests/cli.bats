@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# SPEC §4: the command line.
+# tunneld(8) "OPTIONS", "EXIT STATUS": the command line.
 
 load helpers
 
@@ -50,4 +50,29 @@ load helpers
 	start_proxy -p "$TARGET_PORT" -a 127.0.0.1/32 -d 10.0.0.0/8 -H 127.0.0.1 -t 5 -c 5 -i 5 -l stderr
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nshort"
 	[[ "$output" == "HTTP/1.1 200"*"short" ]]
+}
+
+@test "every reference to the man page in the code and the tests names a section it has" {
+	run "$PYTHON" - "$TOP" <<'PY'
+import re, subprocess, sys
+top = sys.argv[1]
+man = open(top + "/man/tunneld.8").read()
+sections = set(re.findall(r'^\.S[hs] (.+)$', man, re.M))
+files = subprocess.run(["git", "-C", top, "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+found, bad = 0, []
+for name in files:
+    if name.endswith((".md", ".8")) or name.startswith("fuzz/corpus/"):
+        continue
+    text = open(top + "/" + name, errors="replace").read()
+    if re.search(r'SPEC\s*§', text):
+        bad.append("%s: cites a SPEC that is not in the repository" % name)
+    for match in re.finditer(r'tunneld\(8\)((?:,? "[^"\n]+")+)', text):
+        for section in re.findall(r'"([^"]+)"', match.group(1)):
+            found += 1
+            if section not in sections:
+                bad.append("%s: tunneld(8) has no section %r" % (name, section))
+print("\n".join(bad) if bad else "%d references, all found" % found)
+PY
+	[[ "$output" =~ ^[0-9]+\ references,\ all\ found$ ]]
+	[ "${output%% *}" -ge 15 ]
 }

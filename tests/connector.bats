@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# SPEC §6: connecting. Happy Eyeballs between test hosts in network namespaces
+# tunneld(8) "Connecting". Happy Eyeballs between test hosts in network namespaces
 # this file makes (veth between them, documentation addresses only): nothing
 # leaves the machine.
 

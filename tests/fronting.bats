@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# SPEC §9 and the README's "Behind a load balancer": the PROXY protocol, and
+# tunneld(8) "OPTIONS" (--proxy-protocol), "Behind a load balancer": the PROXY protocol, and
 # HAProxy in front for balancing and for TLS to the proxy.
 
 load helpers

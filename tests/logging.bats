@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# SPEC §8: where the record goes, and what it says. (The journal, with its
+# tunneld(8) "LOGGING": where the record goes, and what it says. (The journal, with its
 # fields, under a real systemd manager: systemd.bats.)
 
 load helpers
@@ -130,4 +130,30 @@ inetd_with_syslog() {
 	[ "$(wc -l <"$SYSLOG")" -eq 1 ]
 	grep -q -- '- -> example.com:443 status=407 .* user=ev\\x1bil reason=wrong password$' "$SYSLOG"
 	! grep -qP '[\x00-\x09\x0b-\x1f\x7f]' "$SYSLOG"
+}
+
+@test "with-syslog (the tests' syslog receiver) keeps every message sent before its command ended" {
+	# All on one CPU, the wrapper and the command real-time, the receiver (the
+	# command's sibling) not: it cannot read before the command has ended, so
+	# 200 datagrams are still queued then, and the wrapper must wait for them.
+	run timeout 20 taskset -c 0 chrt -f 10 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" -c '
+import os, socket
+me, parent = os.getpid(), os.getppid()
+def parent_of(pid):
+    try:
+        return int(open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return None
+receivers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and int(pid) != me and parent_of(pid) == parent]
+for pid in receivers:
+    os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+log.connect("/dev/log")
+for i in range(200):
+    log.send(b"<30>burst: message %d" % i)
+print(len(receivers))'
+	[ "$status" -eq 0 ]
+	[ "$output" = 1 ]
+	[ "$(wc -l <"$SYSLOG")" -eq 200 ]
+	[ "$(tail -n 1 "$SYSLOG")" = "<30>burst: message 199" ]
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# tunneld(8) OPTIONS and Destination rules: ports, host patterns, destination rules
-# and their built-in denies.
+# tunneld(8) "OPTIONS", "Destination rules": ports, host patterns, destination
+# rules and their built-in denies.
 
 load helpers
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# SPEC §1 and §7: both plumbing shapes, half-close, no loss, bounded waits.
+# tunneld(8) "DESCRIPTION", "The relay": both plumbing shapes, half-close, no loss, bounded waits.
 
 load helpers
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
-# SPEC §2 and §3: what tunneld accepts, and how it answers what it refuses.
+# tunneld(8) "The request", "Responses": what tunneld accepts, and how it answers what it refuses.
 
 load helpers
 
-# assert_refusal STATUS REASON TOKEN: $output is a complete SPEC §3 refusal.
+# assert_refusal STATUS REASON TOKEN: $output is a complete refusal (tunneld(8) "Responses").
 assert_refusal() {
 	local head body length
 	head=$(printf '%s\n' "$output" | head_of)
