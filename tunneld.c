@@ -11,7 +11,12 @@
  * This file reads as that life, top to bottom. The stages are in src/:
  * proxy_protocol and request (the parsers), auth and policy (who may ask
  * for what), connector (resolve and connect), relay (the poll loop),
- * response (the wire table), log.
+ * response (the wire table), log, signals.
+ *
+ * Two rules hold everywhere: every wait is a signals_poll(), so a stop
+ * signal ends any phase at once (signals.h); memory handed to the resolver
+ * thread is never on a stack nor freed (connector.h). Every way out is
+ * finish(), and the man page, tunneld(8), is the contract the code cites.
  */
 #include "src/auth.h"
 #include "src/clock.h"
@@ -522,9 +527,11 @@ static long elapsed_ms(int64_t start_ms)
  */
 static void __attribute__((noreturn)) finish(const struct connection_record *record)
 {
+	signals_finishing();
 	restore_client_flags();
 	if (record != NULL)
 		log_connection(record);
+	signals_finished();
 	exit(EXIT_SUCCESS);
 }
 

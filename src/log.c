@@ -16,12 +16,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX_BYTES 4608            /* four escaped fields and the rest */
@@ -50,9 +52,28 @@ int log_parse_target(const char *text, enum log_target *target)
 }
 
 /*
+ * Format characters that reorder or hide text, or break a line, in a log
+ * viewer: the bidirectional controls (a "txt.exe" that reads "exe.txt"),
+ * zero-width characters, the line and paragraph separators, tags.
+ */
+static bool is_invisible_format(uint32_t code_point)
+{
+	static const struct {
+		uint32_t first, last;
+	} ranges[] = {
+		{ 0x061c, 0x061c }, { 0x180e, 0x180e }, { 0x200b, 0x200f }, { 0x2028, 0x202e },
+		{ 0x2060, 0x206f }, { 0xfeff, 0xfeff }, { 0xfff9, 0xfffb }, { 0xe0000, 0xe007f },
+	};
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (code_point >= ranges[i].first && code_point <= ranges[i].last)
+			return true;
+	return false;
+}
+
+/*
  * The length of the well-formed UTF-8 sequence of two or more bytes at text
  * (RFC 3629 §4: no overlongs, no surrogates, nothing past U+10FFFF, and no
- * C1 control characters), else 1.
+ * C1 control or invisible format character), else 1.
  */
 static size_t utf8_sequence_length(const unsigned char *text)
 {
@@ -79,10 +100,13 @@ static size_t utf8_sequence_length(const unsigned char *text)
 		high = 0x8f;
 	if (text[1] < low || text[1] > high)
 		return 1;
-	for (size_t i = 2; i < length; i++)
+	uint32_t code_point = lead & (0xffu >> (length + 1));
+	for (size_t i = 1; i < length; i++) {
 		if (text[i] < 0x80 || text[i] > 0xbf)
 			return 1;
-	return length;
+		code_point = code_point << 6 | (text[i] & 0x3fu);
+	}
+	return is_invisible_format(code_point) ? 1 : length;
 }
 
 static bool same_open_file(int fd_a, int fd_b)
@@ -91,12 +115,15 @@ static bool same_open_file(int fd_a, int fd_b)
 	return fstat(fd_a, &a) == 0 && fstat(fd_b, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-/* A terminal shared by 0, 1 and 2 is a person debugging, not an inetd client. */
+/*
+ * A person debugging at a shell shares the session's controlling terminal
+ * on 0, 1 and 2; any other terminal there (socat's pty, say) is a client.
+ */
 static bool stderr_is_client(int client_in, int client_out)
 {
 	if (fcntl(STDERR_FILENO, F_GETFD) < 0)
 		return true; /* closed: nowhere to write, and a later open() could land on fd 2 */
-	if (isatty(STDERR_FILENO))
+	if (isatty(STDERR_FILENO) && tcgetsid(STDERR_FILENO) == getsid(0))
 		return false;
 	return same_open_file(STDERR_FILENO, client_in) || same_open_file(STDERR_FILENO, client_out);
 }

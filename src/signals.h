@@ -30,4 +30,16 @@ bool signals_stop_requested(void);
  */
 int signals_poll(struct pollfd *fds, nfds_t count, int timeout_ms);
 
+/*
+ * The last phase, writing the record, waits in calls that are not ours
+ * (write to fd 2, syslog(3), sd_journal_sendv) and that a stuck log sink can
+ * block. From here on a stop signal, or one already received, leaves
+ * FINISH_AFTER_STOP_MS to finish; then SIGALRM ends the process.
+ */
+#define FINISH_AFTER_STOP_MS 100
+void signals_finishing(void);
+
+/* The record is written: what is left is exit(), which no signal need cut short. */
+void signals_finished(void);
+
 #endif

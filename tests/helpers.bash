@@ -227,3 +227,32 @@ block = source.packed + destination.packed + struct.pack("!HH", int(sys.argv[2])
 sys.stdout.buffer.write(signature + bytes([0x21, family]) + struct.pack("!H", len(block)) + block)
 PY
 }
+
+# stop_and_time PID PATTERN: SIGTERM to PID; prints the milliseconds until
+# its record, a line matching PATTERN (a Python regular expression), is in
+# $LOG. Fails if the record takes over 2 s, or the process is not gone 5 s
+# after the signal.
+stop_and_time() {
+	"$PYTHON" - "$1" "$2" "$LOG" <<'PY'
+import os, re, signal, sys, time
+pid, pattern, log = int(sys.argv[1]), re.compile(sys.argv[2]), sys.argv[3]
+started = time.monotonic()
+os.kill(pid, signal.SIGTERM)
+while not any(pattern.search(line) for line in open(log, errors="replace")):
+    if time.monotonic() - started > 2:
+        sys.exit("no record 2 s after SIGTERM:\n" + open(log, errors="replace").read())
+    time.sleep(0.001)
+took = (time.monotonic() - started) * 1000
+while os.path.exists("/proc/%d" % pid) and "Z" not in open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1][:3]:
+    if time.monotonic() - started > 5:
+        sys.exit("still running 5 s after SIGTERM")
+    time.sleep(0.001)
+print(int(took))
+PY
+}
+
+# The most a stop signal may take to end a tunnel with its record
+# (tunneld(8) "DESCRIPTION"), measured by a shell that polls; valgrind's
+# slowdown gets more.
+STOP_BOUND_MS=100
+if [[ "$TUNNELD" == *valgrind* ]]; then STOP_BOUND_MS=1000; fi

@@ -101,9 +101,10 @@ inetd_with_syslog() {
 }
 
 @test "hostile bytes from the client or the environment are escaped in every log line" {
-	# An ESC sequence, DEL, a C1 CSI, bytes that are not UTF-8, a backslash; and valid UTF-8 kept.
-	local request='CONNECT ex\033[31mam\177ple\302\233\377\\\303\251.test:443 HTTP/1.1\r\n\r\n'
-	local escaped='ex\x1b[31mam\x7fple\xc2\x9b\xff\x5cé.test:443'
+	# An ESC sequence, DEL, a C1 CSI, bytes that are not UTF-8, a backslash, a right-to-left
+	# override and a line separator (U+202E, U+2028); and valid UTF-8 kept.
+	local request='CONNECT ex\033[31mam\177ple\302\233\377\\\303\251\342\200\256gpj\342\200\250.test:443 HTTP/1.1\r\n\r\n'
+	local escaped='ex\x1b[31mam\x7fple\xc2\x9b\xff\x5cé\xe2\x80\xaegpj\xe2\x80\xa8.test:443'
 	run over_pipes "$request" --log=syslog
 	run --separate-stderr over_pipes "$request" --log=stderr
 	[[ "$output" == "HTTP/1.1 400 Bad Request"* ]]
@@ -156,4 +157,90 @@ print(len(receivers))'
 	[ "$output" = 1 ]
 	[ "$(wc -l <"$SYSLOG")" -eq 200 ]
 	[ "$(tail -n 1 "$SYSLOG")" = "<30>burst: message 199" ]
+}
+
+@test "a log sink that blocks cannot hold tunneld: a stop signal still ends it at once" {
+	run timeout 20 "$PYTHON" - "$TUNNELD" <<'PY'
+import fcntl, os, signal, subprocess, sys, time
+tunneld = sys.argv[1]
+# fd 2 is a pipe that is full and that nobody reads.
+full, sink = os.pipe()
+fcntl.fcntl(sink, fcntl.F_SETFL, os.O_NONBLOCK)
+try:
+    while True:
+        os.write(sink, b"x" * 65536)
+except BlockingIOError:
+    pass
+fcntl.fcntl(sink, fcntl.F_SETFL, 0)
+proc = subprocess.Popen([tunneld, "--log=stderr"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sink)
+proc.stdin.write(b"CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n")
+proc.stdin.close()
+print(proc.stdout.read().split(b"\r\n")[0].decode())
+for _ in range(1000):
+    if "pipe_write" in open("/proc/%d/wchan" % proc.pid).read():
+        break
+    time.sleep(0.005)
+else:
+    sys.exit("tunneld never blocked writing its record")
+started = time.monotonic()
+proc.send_signal(signal.SIGTERM)
+try:
+    proc.wait(timeout=5)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    sys.exit("still running 5 s after SIGTERM")
+print("gone after %d ms" % ((time.monotonic() - started) * 1000))
+PY
+	echo "${lines[1]}, its record stuck in the sink" >&3
+	[ "${lines[0]}" = "HTTP/1.1 403 Forbidden" ]
+	[[ "${lines[1]}" =~ ^gone\ after\ ([0-9]+)\ ms$ ]]
+	[ "${BASH_REMATCH[1]}" -lt 1000 ]
+}
+
+@test "a terminal on fds 0, 1 and 2 that is not the controlling terminal is a client: no log text reaches it" {
+	run timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" - "$TUNNELD" <<'PY'
+import os, pty, subprocess, sys, tty
+master, terminal = pty.openpty()
+tty.setraw(terminal)
+# As socat's EXEC:...,pty gives it: a pty on 0, 1 and 2, in a session of its own without a controlling terminal.
+proc = subprocess.Popen([sys.argv[1], "--log=stderr"], stdin=terminal, stdout=terminal, stderr=terminal,
+                        start_new_session=True)
+os.close(terminal)
+os.write(master, b"GET / HTTP/1.1\r\n\r\n")
+seen = b""
+while True:
+    try:
+        data = os.read(master, 4096)
+    except OSError:  # EIO: the last holder of the terminal is gone
+        break
+    if not data:
+        break
+    seen += data
+proc.wait(timeout=10)
+sys.stdout.write(seen.decode())
+PY
+	[[ "$output" == "HTTP/1.1 405 Method Not Allowed"* ]]
+	[[ "$output" != *"tunneld:"*"status="* ]]
+	grep -q 'tunneld\[[0-9]*\]: - -> - status=405' "$SYSLOG"
+}
+
+@test "a person at a shell still sees tunneld's errors on the terminal" {
+	run timeout 20 "$PYTHON" - "$TUNNELD" <<'PY'
+import os, pty, sys
+pid, master = pty.fork()  # the child's controlling terminal is the pty, on 0, 1 and 2
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "--bogus"])
+seen = b""
+while True:
+    try:
+        data = os.read(master, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), seen.decode().strip())
+PY
+	[ "$output" = "2 tunneld: unknown option '--bogus': see tunneld --help" ]
 }

@@ -79,6 +79,24 @@ echo_both_ways() {
 	[[ "$output" == *"HTTP/1.1 200 Connection established"*"ping" ]]
 }
 
+@test "SIGTERM ends a tunnel whose two directions never rest, at once and with its record" {
+	# The target sends zeros without end and drops what comes (tests/peers/flood.c);
+	# the client is a file, always readable: the request, then 100 GB of holes.
+	cc -O2 -pthread -o "$BATS_TEST_TMPDIR/flood" "$PEERS/flood.c"
+	start_bg "$BATS_TEST_TMPDIR/flood" "$BATS_TEST_TMPDIR/flood.port"
+	wait_for "flood target" test -s "$BATS_TEST_TMPDIR/flood.port"
+	TARGET_PORT=$(cat "$BATS_TEST_TMPDIR/flood.port")
+	printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/endless"
+	truncate -s 100G "$BATS_TEST_TMPDIR/endless"
+	"$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}" <"$BATS_TEST_TMPDIR/endless" >/dev/null 2>"$LOG" &
+	local pid=$!
+	wait_for "bytes flowing both ways" eval "[ \$(awk '/^rchar/ { print \$2 }' /proc/$pid/io) -gt 1000000 ]"
+	local took
+	took=$(stop_and_time "$pid" "status=200 up=[1-9][0-9]* down=[1-9][0-9]* duration_ms=[0-9]+ reason=stopped by signal$")
+	echo "SIGTERM to record while relaying without rest: $took ms" >&3
+	[ "$took" -lt "$STOP_BOUND_MS" ]
+}
+
 @test "the idle timeout closes a silent tunnel, and the log says so" {
 	start_target echo
 	start_proxy "${LOOPBACK_POLICY[@]}" --idle-timeout=1
