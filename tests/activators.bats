@@ -65,22 +65,6 @@ print(response.status, response.read().decode().strip())
 	wait_log "tunneld: 127.0.0.1:[0-9]+ -> 127.0.0.1:$TARGET_PORT status=200 up=8 down=8"
 }
 
-# start_xinetd SERVER_ARGS...: the shipped tunneld.xinetd, port, path and arguments
-# patched, and enabled as the README says.
-start_xinetd() {
-	XINETD_PORT=$(free_port)
-	sed -e "s|^\(\s*port\s*=\).*|\1 $XINETD_PORT|" \
-		-e "s|^\(\s*server\s*=\).*|\1 $TUNNELD|" \
-		-e "s|^\(\s*server_args\s*=\).*|\1 $*|" \
-		-e "s|^\(\s*disable\s*=\).*|\1 no\n\tbind = 127.0.0.1|" \
-		"$TOP/tunneld.xinetd" >"$BATS_TEST_TMPDIR/xinetd.conf"
-	grep -q "port.*= $XINETD_PORT" "$BATS_TEST_TMPDIR/xinetd.conf"
-	# Under with-syslog: tunneld logs to syslog here, and the test reads it.
-	SYSLOG=$BATS_TEST_TMPDIR/syslog
-	start_bg "$PEERS/with-syslog" "$SYSLOG" xinetd -dontfork -f "$BATS_TEST_TMPDIR/xinetd.conf" -pidfile "$BATS_TEST_TMPDIR/xinetd.pid"
-	wait_for "xinetd on $XINETD_PORT" port_open "$XINETD_PORT"
-}
-
 @test "xinetd: the shipped entry serves a tunnel, and no log text reaches the client on fd 2" {
 	start_target http
 	chmod o+rx "$BATS_TEST_TMPDIR" # xinetd runs tunneld as nobody

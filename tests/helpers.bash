@@ -256,3 +256,25 @@ PY
 # slowdown gets more.
 STOP_BOUND_MS=100
 if [[ "$TUNNELD" == *valgrind* ]]; then STOP_BOUND_MS=1000; fi
+
+# start_xinetd SERVER_ARGS...: the shipped tunneld.xinetd, port, path and arguments
+# patched, and enabled as the README says.
+start_xinetd() {
+	XINETD_PORT=$(free_port)
+	sed -e "s|^\(\s*port\s*=\).*|\1 $XINETD_PORT|" \
+		-e "s|^\(\s*server\s*=\).*|\1 $TUNNELD|" \
+		-e "s|^\(\s*server_args\s*=\).*|\1 $*|" \
+		-e "s|^\(\s*disable\s*=\).*|\1 no\n\tbind = 127.0.0.1|" \
+		"$TOP/tunneld.xinetd" >"$BATS_TEST_TMPDIR/xinetd.conf"
+	grep -q "port.*= $XINETD_PORT" "$BATS_TEST_TMPDIR/xinetd.conf"
+	# Under with-syslog: tunneld logs to syslog here, and the test reads it.
+	SYSLOG=$BATS_TEST_TMPDIR/syslog
+	start_bg "$PEERS/with-syslog" "$SYSLOG" xinetd -dontfork -f "$BATS_TEST_TMPDIR/xinetd.conf" -pidfile "$BATS_TEST_TMPDIR/xinetd.pid"
+	# Listening is ready: a probe connection would start a tunneld of its own.
+	wait_for "xinetd on $XINETD_PORT" port_listening "$XINETD_PORT"
+}
+
+# port_listening PORT: something listens on 127.0.0.1:PORT.
+port_listening() {
+	[ -n "$(ss -Hltn "sport = :$1")" ]
+}

@@ -2,52 +2,11 @@
 # The shipped units under a real systemd manager, and systemd-analyze.
 
 load helpers
-
-# units_for_test DIR PORT ARGS...: the shipped units, with the port, the
-# binary (bound over the shipped path, as an install would put it) and the
-# policy patched for the test.
-units_for_test() {
-	local dir=$1 port=$2
-	shift 2
-	mkdir -p "$dir"
-	sed "s/^ListenStream=.*/ListenStream=127.0.0.1:$port/" "$TOP/tunneld.socket" >"$dir/tunneld.socket"
-	sed "s|^ExecStart=/usr/local/sbin/tunneld .*|ExecStart=/usr/local/sbin/tunneld $*|" "$TOP/tunneld@.service" >"$dir/tunneld@.service"
-	grep -q "^ExecStart=/usr/local/sbin/tunneld $*\$" "$dir/tunneld@.service"
-	printf 'BindReadOnlyPaths=%s:/usr/local/sbin/tunneld\n' "$TUNNELD" >>"$dir/tunneld@.service"
-	if [ -n "${SANITIZER_LOG_DIR:-}" ]; then
-		# The ASan build (make sanitize-check): let reports land where make looks.
-		# LeakSanitizer stops the world with ptrace, which the unit's system call
-		# filter forbids; leaks are checked under the other activators and valgrind.
-		# BindPaths, not ReadWritePaths: a clone under /tmp is hidden by PrivateTmp=.
-		printf 'BindPaths=%s\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' "$SANITIZER_LOG_DIR" >>"$dir/tunneld@.service"
-	fi
-}
+load manager
 
 teardown() {
-	[ -n "${MANAGER_DIR:-}" ] && "$PEERS/systemd-manager" stop "$MANAGER_DIR"
+	stop_manager
 	stop_all
-}
-
-start_manager() {
-	MANAGER_DIR=$BATS_TEST_TMPDIR/manager
-	"$PEERS/systemd-manager" start "$MANAGER_DIR" "$@" >/dev/null
-	# Active means listening; no probe connection, which would add a record of its own.
-	wait_for "tunneld.socket active" "$PEERS/systemd-manager" run "$MANAGER_DIR" systemctl is-active --quiet tunneld.socket
-}
-
-in_manager() {
-	"$PEERS/systemd-manager" run "$MANAGER_DIR" "$@"
-}
-
-# tunneld_records FORMAT: the journal's tunneld lines, as the README says to
-# select them (by identifier: a record may lack its unit, see tunneld(8)).
-tunneld_records() {
-	in_manager journalctl -o "$1" SYSLOG_IDENTIFIER=tunneld
-}
-
-# records_at_least N: the journal holds N connection records.
-records_at_least() {
-	[ "$(tunneld_records cat | grep -c ' status=')" -ge "$1" ]
 }
 
 @test "systemd-analyze verify: the shipped units are clean" {
@@ -73,15 +32,6 @@ records_at_least() {
 	wait_for "journal record" records_at_least 1
 	run tunneld_records cat
 	[[ "$output" =~ 127\.0\.0\.1:[0-9]+\ -\>\ localhost:$TARGET_PORT\ status=200\ up=[1-9][0-9]*\ down=1[0-9][0-9]\  ]]
-}
-
-# journal_field N FIELD: FIELD of the N-th tunneld connection record (0-based).
-journal_field() {
-	tunneld_records json |
-		"$PYTHON" -c '
-import json, sys
-records = [r for r in map(json.loads, sys.stdin.read().splitlines()) if "TUNNELD_STATUS" in r]
-print(records[int(sys.argv[1])].get(sys.argv[2], "<missing>"))' "$1" "$2"
 }
 
 @test "journal records carry TUNNELD_* fields with the real byte counts, and PRIORITY by outcome" {
