@@ -42,16 +42,20 @@ def read_head(sock_or_fd, read):
         raise SystemExit("unexpected response: %r" % head)
 
 
+def read_to_eof(sock):
+    received = b""
+    while True:
+        data = sock.recv(4096)
+        if not data:
+            return received
+        received += data
+
+
 def after_target_eof(proxy_port, host, port):
     sock = socket.create_connection(("127.0.0.1", int(proxy_port)), timeout=10)
     sock.sendall(b"CONNECT %s:%s HTTP/1.1\r\n\r\n" % (host.encode(), port.encode()))
     read_head(sock, sock.recv)
-    greeting = b""
-    while True:
-        data = sock.recv(4096)
-        if not data:
-            break
-        greeting += data
+    greeting = read_to_eof(sock)
     sock.sendall(b"sent after target EOF\n")
     sock.shutdown(socket.SHUT_WR)
     if sock.recv(1) != b"":
@@ -99,38 +103,31 @@ def pipe_flags(argv):
     print("flags restored", child.returncode)
 
 
-def socket_flags(request, command):
+def on_one_socket(request, command, with_stderr):
+    """Runs command on one end of a socketpair (fds 0 and 1, and 2 if
+    with_stderr), sends request (a Python bytes literal from the test),
+    half-closes. Returns every byte that came back, and the file status flags
+    of that end before and after."""
     ours, theirs = socket.socketpair()
-    def mode():
-        return "non-blocking" if fcntl.fcntl(theirs.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK else "blocking"
-    before = mode()
-    child = subprocess.Popen(command, stdin=theirs, stdout=theirs)
-    ours.sendall(eval(request))  # a bytes literal from the test
+    before = fcntl.fcntl(theirs.fileno(), fcntl.F_GETFL)
+    child = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=theirs if with_stderr else None)
+    ours.sendall(eval(request))
     ours.shutdown(socket.SHUT_WR)
-    reply = b""
-    while True:
-        data = ours.recv(4096)
-        if not data:
-            break
-        reply += data
+    reply = read_to_eof(ours)
     child.wait(timeout=10)
-    print("%s -> %s" % (before, mode()))
+    return reply, before, fcntl.fcntl(theirs.fileno(), fcntl.F_GETFL)
+
+
+def socket_flags(request, command):
+    def mode(flags):
+        return "non-blocking" if flags & os.O_NONBLOCK else "blocking"
+    reply, before, after = on_one_socket(request, command, False)
+    print("%s -> %s" % (mode(before), mode(after)))
     sys.stdout.write(reply.decode())
 
 
 def inetd(request, command):
-    ours, theirs = socket.socketpair()
-    child = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=theirs)
-    theirs.close()
-    ours.sendall(eval(request))  # a bytes literal from the test
-    ours.shutdown(socket.SHUT_WR)
-    reply = b""
-    while True:
-        data = ours.recv(4096)
-        if not data:
-            break
-        reply += data
-    child.wait(timeout=10)
+    reply, _, _ = on_one_socket(request, command, True)
     sys.stdout.buffer.write(reply)
 
 
