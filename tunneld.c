@@ -122,6 +122,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 	va_start(args, format);
 	(void)vsnprintf(message, sizeof(message), format, args);
 	va_end(args);
+	signals_finishing(); /* a log sink that blocks cannot hold this exit either */
 	log_error(message);
 	exit(EXIT_USAGE);
 }
