@@ -76,7 +76,8 @@ FUZZERS = request auth proxy_protocol
 FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TUNNELD_CPPFLAGS)
 build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
-build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/auth.h src/lazy.h
+build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/signals.c src/auth.h src/lazy.h \
+	src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)

@@ -199,9 +199,11 @@ static void parse_options(int argc, char **argv, struct options *options)
 				exit_usage("bad --nat64-prefix '%s': %s", optarg, why);
 			break;
 		case 'h':
+			signals_finishing(); /* stdout may be a pipe nobody reads */
 			usage(stdout);
 			exit(EXIT_SUCCESS);
 		case 'V':
+			signals_finishing();
 			(void)printf("tunneld %s\n", TUNNELD_VERSION);
 			exit(EXIT_SUCCESS);
 		case ':':
@@ -599,6 +601,8 @@ static const char *authenticate(const struct auth *auth, const struct request *r
 	case AUTH_UNAVAILABLE:
 		log_reason = "crypt(3) unavailable";
 		break;
+	case AUTH_STOPPED:
+		abandon("stopped by signal while checking credentials", request->authority, NULL, start_ms);
 	}
 	refuse_logging(FAILURE_AUTH_REQUIRED, required, log_reason, NULL, request->authority, user, start_ms);
 }

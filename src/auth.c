@@ -9,10 +9,13 @@
 #include "auth.h"
 
 #include "lazy.h"
+#include "signals.h"
 
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,17 +228,66 @@ static bool equal_in_constant_time(const char *a, const char *b)
 	return difference == 0;
 }
 
+/*
+ * Everything the hashing thread reads or writes. A bcrypt cost that an
+ * admin chose can take seconds, and a stop signal must not wait for it: the
+ * hash runs in a thread of its own, waited for with signals_poll(), and the
+ * process may exit while the thread still hashes. So, as for the resolver
+ * (connector.h), this is static, never freed, and used once per process.
+ */
+static struct {
+	bool started;
+	__typeof__(crypt_r) *crypt_reentrant;
+	struct crypt_data workspace;
+	char password[AUTH_PASSWORD_MAX_BYTES + 1];
+	const char *setting;
+	const char *computed;
+	int done[2];    /* a pipe: the thread closes its end when the hash is there */
+} hashing;
+
+static void *hash_password(void *unused)
+{
+	(void)unused;
+	hashing.computed = hashing.crypt_reentrant(hashing.password, hashing.setting, &hashing.workspace);
+	(void)close(hashing.done[1]);
+	return NULL;
+}
+
+/* crypt(3) of hashing.password with setting: 0, -1 if it could not run, 1 if a stop signal came first. */
+static int hash_in_thread(const char *setting)
+{
+	pthread_attr_t attributes;
+	pthread_t thread;
+	struct pollfd done = { .events = POLLIN };
+
+	hashing.setting = setting;
+	if (pipe2(hashing.done, O_CLOEXEC) < 0 || pthread_attr_init(&attributes) != 0)
+		return -1;
+	(void)pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+	int status = pthread_create(&thread, &attributes, hash_password, NULL);
+	(void)pthread_attr_destroy(&attributes);
+	if (status != 0)
+		return -1;
+	done.fd = hashing.done[0];
+	while (!signals_stop_requested()) {
+		if (signals_poll(&done, 1, -1) > 0)
+			return 0;
+	}
+	return 1;
+}
+
 enum auth_verdict auth_check(const struct auth *auth, const char *credentials, const char **user)
 {
-	static struct crypt_data crypt_workspace;
 	char name[AUTH_USER_MAX_BYTES + 1];
-	char password[AUTH_PASSWORD_MAX_BYTES + 1];
 	const struct auth_user *found = NULL;
 
 	*user = NULL;
 	if (credentials[0] == '\0')
 		return AUTH_MISSING;
-	if (auth_parse_basic(credentials, name, sizeof(name), password, sizeof(password)) < 0)
+	if (hashing.started)
+		return AUTH_UNAVAILABLE;
+	hashing.started = true;
+	if (auth_parse_basic(credentials, name, sizeof(name), hashing.password, sizeof(hashing.password)) < 0)
 		return AUTH_MALFORMED;
 	for (unsigned i = 0; i < auth->user_count && found == NULL; i++)
 		if (strcmp(auth->users[i].name, name) == 0)
@@ -244,10 +296,20 @@ enum auth_verdict auth_check(const struct auth *auth, const char *credentials, c
 	LAZY_FUNCTION(crypt_reentrant, &libcrypt, LIBCRYPT, crypt_r);
 	if (crypt_reentrant == NULL)
 		return AUTH_UNAVAILABLE;
+	hashing.crypt_reentrant = crypt_reentrant;
 	/* The same work for an unknown user: hash against the first user's hash. */
 	const char *hash = found != NULL ? found->hash : auth->users[0].hash;
-	const char *computed = crypt_reentrant(password, hash, &crypt_workspace);
-	explicit_bzero(password, sizeof(password));
+	switch (hash_in_thread(hash)) {
+	case 1:
+		return AUTH_STOPPED;
+	case -1:
+		explicit_bzero(hashing.password, sizeof(hashing.password));
+		return AUTH_UNAVAILABLE;
+	default:
+		break;
+	}
+	const char *computed = hashing.computed;
+	explicit_bzero(hashing.password, sizeof(hashing.password));
 	if (found == NULL)
 		return AUTH_UNKNOWN_USER;
 	*user = found->name;

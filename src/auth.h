@@ -31,6 +31,7 @@ enum auth_verdict {
 	AUTH_UNKNOWN_USER,
 	AUTH_WRONG_PASSWORD,
 	AUTH_UNAVAILABLE,    /* crypt(3) could not be called */
+	AUTH_STOPPED,        /* a stop signal came while hashing */
 };
 
 /*
@@ -45,7 +46,11 @@ int auth_load(struct auth *auth, const char *path, char *why, size_t why_size);
  */
 int auth_parse_basic(const char *credentials, char *user, size_t user_size, char *password, size_t password_size);
 
-/* Checks credentials (the field value, "" when absent); *user is set for a known user. */
+/*
+ * Checks credentials (the field value, "" when absent); *user is set for a
+ * known user. Once per process: the hash runs in a thread that may outlive
+ * the call (see auth.c).
+ */
 enum auth_verdict auth_check(const struct auth *auth, const char *credentials, const char **user);
 
 #endif

@@ -13,10 +13,10 @@
 
 #include "systemd.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,64 +51,6 @@ int log_parse_target(const char *text, enum log_target *target)
 	return -1;
 }
 
-/*
- * Format characters that reorder or hide text, or break a line, in a log
- * viewer: the bidirectional controls (a "txt.exe" that reads "exe.txt"),
- * zero-width characters, the line and paragraph separators, tags.
- */
-static bool is_invisible_format(uint32_t code_point)
-{
-	static const struct {
-		uint32_t first, last;
-	} ranges[] = {
-		{ 0x061c, 0x061c }, { 0x180e, 0x180e }, { 0x200b, 0x200f }, { 0x2028, 0x202e },
-		{ 0x2060, 0x206f }, { 0xfeff, 0xfeff }, { 0xfff9, 0xfffb }, { 0xe0000, 0xe007f },
-	};
-	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-		if (code_point >= ranges[i].first && code_point <= ranges[i].last)
-			return true;
-	return false;
-}
-
-/*
- * The length of the well-formed UTF-8 sequence of two or more bytes at text
- * (RFC 3629 §4: no overlongs, no surrogates, nothing past U+10FFFF, and no
- * C1 control or invisible format character), else 1.
- */
-static size_t utf8_sequence_length(const unsigned char *text)
-{
-	unsigned char lead = text[0];
-	unsigned char low = 0x80, high = 0xbf;
-	size_t length;
-
-	if (lead >= 0xc2 && lead <= 0xdf)
-		length = 2;
-	else if (lead >= 0xe0 && lead <= 0xef)
-		length = 3;
-	else if (lead >= 0xf0 && lead <= 0xf4)
-		length = 4;
-	else
-		return 1;
-	/* 0xc2: U+0080-U+009F are C1 controls; 0xe0: overlong below 0xa0. */
-	if (lead == 0xc2 || lead == 0xe0)
-		low = 0xa0;
-	else if (lead == 0xed)
-		high = 0x9f;
-	else if (lead == 0xf0)
-		low = 0x90;
-	else if (lead == 0xf4)
-		high = 0x8f;
-	if (text[1] < low || text[1] > high)
-		return 1;
-	uint32_t code_point = lead & (0xffu >> (length + 1));
-	for (size_t i = 1; i < length; i++) {
-		if (text[i] < 0x80 || text[i] > 0xbf)
-			return 1;
-		code_point = code_point << 6 | (text[i] & 0x3fu);
-	}
-	return is_invisible_format(code_point) ? 1 : length;
-}
-
 static bool same_open_file(int fd_a, int fd_b)
 {
 	struct stat a, b;
@@ -116,14 +58,21 @@ static bool same_open_file(int fd_a, int fd_b)
 }
 
 /*
- * A person debugging at a shell shares the session's controlling terminal
- * on 0, 1 and 2; any other terminal there (socat's pty, say) is a client.
+ * A person debugging at a shell: fd 2 is the controlling terminal of a
+ * session that a shell leads. An activator that hands a terminal to its
+ * client (socat's pty, ssh -t, script) makes tunneld the session's leader,
+ * or gives it a terminal that is not its controlling one: a client.
  */
+static bool stderr_is_person(void)
+{
+	return isatty(STDERR_FILENO) && tcgetsid(STDERR_FILENO) == getsid(0) && getsid(0) != getpid();
+}
+
 static bool stderr_is_client(int client_in, int client_out)
 {
 	if (fcntl(STDERR_FILENO, F_GETFD) < 0)
 		return true; /* closed: nowhere to write, and a later open() could land on fd 2 */
-	if (isatty(STDERR_FILENO) && tcgetsid(STDERR_FILENO) == getsid(0))
+	if (stderr_is_person())
 		return false;
 	return same_open_file(STDERR_FILENO, client_in) || same_open_file(STDERR_FILENO, client_out);
 }
@@ -185,9 +134,16 @@ static void write_stderr_line(const char *line)
 	int len = snprintf(buffer, sizeof(buffer), "tunneld: %s\n", line);
 	if (len > (int)sizeof(buffer) - 1)
 		len = (int)sizeof(buffer) - 1;
-	/* One write, so that lines of concurrent tunnels sharing a stream do not interleave. */
-	if (stderr_writable)
-		(void)!write(STDERR_FILENO, buffer, (size_t)len);
+	/*
+	 * One write, so that lines of concurrent tunnels sharing a stream do not
+	 * interleave. A stop signal interrupts a blocked one; the record is still
+	 * worth the 100 ms that signals_finishing() leaves.
+	 */
+	for (ssize_t written = -1; stderr_writable && written < 0;) {
+		written = write(STDERR_FILENO, buffer, (size_t)len);
+		if (written < 0 && errno != EINTR)
+			break;
+	}
 }
 
 /*
@@ -238,36 +194,30 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 }
 
 /*
- * Copies text into out (size bytes) with every byte that could fool a log
- * reader written as \xHH: control bytes (C0, DEL, C1), the backslash, bytes
- * that are not well-formed UTF-8, and for a field, one word of the line,
- * the space. Stops before a sequence that does not fit.
+ * Copies text into out (size bytes), every byte outside printable ASCII
+ * written as \xHH: control bytes, DEL, the backslash, and every byte of
+ * 0x80 and above, which could be a C1 control, malformed UTF-8, or a
+ * character that spaces, hides or reorders text in a viewer. For a field,
+ * one word of the line, the space too. Stops before an escape that does
+ * not fit.
  */
 static void escape(const char *text, bool is_field, char *out, size_t size)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *in = (const unsigned char *)text;
 	size_t n = 0;
 
-	while (*in != '\0') {
-		size_t sequence = utf8_sequence_length(in);
-		bool plain = sequence > 1 || (*in > 0x20 && *in < 0x7f && *in != '\\') || (*in == ' ' && !is_field);
-		size_t need = sequence > 1 ? sequence : plain ? 1 : 4;
-		if (n + need >= size)
+	for (const unsigned char *in = (const unsigned char *)text; *in != '\0'; in++) {
+		bool plain = (*in > 0x20 && *in < 0x7f && *in != '\\') || (*in == ' ' && !is_field);
+		if (n + (plain ? 1 : 4) >= size)
 			break;
-		if (sequence > 1) {
-			memcpy(out + n, in, sequence);
-			in += sequence;
-		} else if (plain) {
-			out[n] = (char)*in++;
-		} else {
-			out[n] = '\\';
-			out[n + 1] = 'x';
-			out[n + 2] = hex[*in >> 4];
-			out[n + 3] = hex[*in & 0xf];
-			in++;
+		if (plain) {
+			out[n++] = (char)*in;
+			continue;
 		}
-		n += need;
+		out[n++] = '\\';
+		out[n++] = 'x';
+		out[n++] = hex[*in >> 4];
+		out[n++] = hex[*in & 0xf];
 	}
 	out[n] = '\0';
 }

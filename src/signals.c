@@ -115,8 +115,9 @@ void signals_finishing(void)
 	(void)signal(SIGALRM, SIG_DFL);
 	if (stop_requested)
 		arm_finish_deadline();
-	/* A stop still pending is delivered here, to the handler above. */
+	/* A stop still pending is delivered here; SIGALRM, a parent may have left blocked. */
 	stop_signal_set(&stops);
+	(void)sigaddset(&stops, SIGALRM);
 	(void)sigprocmask(SIG_UNBLOCK, &stops, NULL);
 }
 

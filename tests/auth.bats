@@ -102,3 +102,21 @@ PY
 	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$PROXY_PORT" --proxy-user 'dave:dave pw' "http://127.0.0.1:$TARGET_PORT/"
 	[ "$output" = "hello through the tunnel" ]
 }
+
+@test "a stop signal ends a costly password hash at once, with its record" {
+	# bcrypt cost 14: about a second of hashing, as an admin may choose.
+	htpasswd -nbB -C 14 alice 'alice pw' >"$BATS_TEST_TMPDIR/costly"
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	"$TUNNELD" --log=stderr --auth-file="$BATS_TEST_TMPDIR/costly" <"$BATS_TEST_TMPDIR/in" >/dev/null 2>"$LOG" &
+	local pid=$!
+	exec 4>"$BATS_TEST_TMPDIR/in"
+	printf 'CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic %s\r\n\r\n' \
+		"$(printf 'alice:wrong' | base64)" >&4
+	# Hashing: 50 ms of CPU spent (user and system clock ticks of all its threads).
+	wait_for "the hash under way" eval "[ \$(awk '{ print \$14 + \$15 }' /proc/$pid/stat) -ge 5 ]"
+	local took
+	took=$(stop_and_time "$pid" "-> example.com:443 status=- .*reason=stopped by signal while checking credentials$")
+	exec 4>&-
+	echo "SIGTERM to record while hashing: $took ms" >&3
+	[ "$took" -lt "$STOP_BOUND_MS" ]
+}

@@ -74,7 +74,7 @@ after_burst() {
 	burst "" 100@100@127.0.0.2+127.0.0.3+127.0.0.4+127.0.0.5+127.0.0.6 --silent >"$BATS_TEST_TMPDIR/silent" &
 	local silent=$!
 	WAIT_TENTHS=150 wait_for "100 silent connections in place" eval '[ "$(socket_property NConnections)" -ge 100 ]'
-	[ "$(in_manager pgrep -cx tunneld)" -ge 100 ]
+	wait_for "100 tunneld processes" eval '[ "$(in_manager pgrep -cx tunneld)" -ge 100 ]'
 	run tunnel_from 127.0.0.10 'beside the silent ones'
 	[ "$output" = 'beside the silent ones' ]
 	wait "$silent"

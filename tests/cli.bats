@@ -76,3 +76,10 @@ PY
 	[[ "$output" =~ ^[0-9]+\ references,\ all\ found$ ]]
 	[ "${output%% *}" -ge 15 ]
 }
+
+@test "--help into a pipe nobody reads: a stop signal still ends tunneld" {
+	run timeout 20 "$PYTHON" "$PEERS/stuck-sink.py" 1 never 'b""' "$TUNNELD" --help
+	echo "${lines[0]}" >&3
+	[[ "${lines[0]}" =~ ^gone\ after\ ([0-9]+)\ ms,\ exit\ (0|-14)$ ]]
+	[ "${BASH_REMATCH[1]}" -lt 1000 ]
+}

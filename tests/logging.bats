@@ -101,10 +101,11 @@ inetd_with_syslog() {
 }
 
 @test "hostile bytes from the client or the environment are escaped in every log line" {
-	# An ESC sequence, DEL, a C1 CSI, bytes that are not UTF-8, a backslash, a right-to-left
-	# override and a line separator (U+202E, U+2028); and valid UTF-8 kept.
-	local request='CONNECT ex\033[31mam\177ple\302\233\377\\\303\251\342\200\256gpj\342\200\250.test:443 HTTP/1.1\r\n\r\n'
-	local escaped='ex\x1b[31mam\x7fple\xc2\x9b\xff\x5cé\xe2\x80\xaegpj\xe2\x80\xa8.test:443'
+	# An ESC sequence, DEL, a C1 CSI, bytes that are not UTF-8, a backslash, an e-acute, a
+	# right-to-left override, a line separator and a no-break space posing as a field
+	# separator (U+202E, U+2028, U+00A0): nothing outside printable ASCII stays raw.
+	local request='CONNECT ex\033[31mam\177ple\302\233\377\\\303\251\342\200\256gpj\342\200\250\302\240status=200.test:443 HTTP/1.1\r\n\r\n'
+	local escaped='ex\x1b[31mam\x7fple\xc2\x9b\xff\x5c\xc3\xa9\xe2\x80\xaegpj\xe2\x80\xa8\xc2\xa0status=200.test:443'
 	run over_pipes "$request" --log=syslog
 	run --separate-stderr over_pipes "$request" --log=stderr
 	[[ "$output" == "HTTP/1.1 400 Bad Request"* ]]
@@ -159,42 +160,20 @@ print(len(receivers))'
 	[ "$(tail -n 1 "$SYSLOG")" = "<30>burst: message 199" ]
 }
 
-@test "a log sink that blocks cannot hold tunneld: a stop signal still ends it at once" {
-	run timeout 20 "$PYTHON" - "$TUNNELD" <<'PY'
-import fcntl, os, signal, subprocess, sys, time
-tunneld = sys.argv[1]
-# fd 2 is a pipe that is full and that nobody reads.
-full, sink = os.pipe()
-fcntl.fcntl(sink, fcntl.F_SETFL, os.O_NONBLOCK)
-try:
-    while True:
-        os.write(sink, b"x" * 65536)
-except BlockingIOError:
-    pass
-fcntl.fcntl(sink, fcntl.F_SETFL, 0)
-proc = subprocess.Popen([tunneld, "--log=stderr"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sink)
-proc.stdin.write(b"CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n")
-proc.stdin.close()
-print(proc.stdout.read().split(b"\r\n")[0].decode())
-for _ in range(1000):
-    if "pipe_write" in open("/proc/%d/wchan" % proc.pid).read():
-        break
-    time.sleep(0.005)
-else:
-    sys.exit("tunneld never blocked writing its record")
-started = time.monotonic()
-proc.send_signal(signal.SIGTERM)
-try:
-    proc.wait(timeout=5)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    sys.exit("still running 5 s after SIGTERM")
-print("gone after %d ms" % ((time.monotonic() - started) * 1000))
-PY
-	echo "${lines[1]}, its record stuck in the sink" >&3
-	[ "${lines[0]}" = "HTTP/1.1 403 Forbidden" ]
-	[[ "${lines[1]}" =~ ^gone\ after\ ([0-9]+)\ ms$ ]]
+@test "a log sink that blocks cannot hold tunneld: a stop signal ends it 100 ms later" {
+	run timeout 20 "$PYTHON" "$PEERS/stuck-sink.py" 2 never 'b"CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n"' \
+		"$TUNNELD" --log=stderr
+	echo "${lines[0]}, the record stuck in the sink" >&3
+	[[ "${lines[0]}" =~ ^gone\ after\ ([0-9]+)\ ms,\ exit\ -14$ ]]
 	[ "${BASH_REMATCH[1]}" -lt 1000 ]
+}
+
+@test "a log sink that was blocked when the stop signal came still gets the record once it drains" {
+	run timeout 20 "$PYTHON" "$PEERS/stuck-sink.py" 2 drain 'b"CONNECT 127.0.0.1:22 HTTP/1.1\r\n\r\n"' \
+		"$TUNNELD" --log=stderr
+	[ "${lines[0]}" = "gone after ${lines[0]#gone after }" ]
+	[[ "${lines[0]}" == *", exit 0" ]]
+	[[ "${lines[1]}" == "tunneld: - -> 127.0.0.1:22 status=403 "*"reason=port not allowed" ]]
 }
 
 @test "a terminal on fds 0, 1 and 2 that is not the controlling terminal is a client: no log text reaches it" {
@@ -224,12 +203,42 @@ PY
 	grep -q 'tunneld\[[0-9]*\]: - -> - status=405' "$SYSLOG"
 }
 
+@test "a terminal that is the controlling terminal of tunneld's own session is a client (socat setsid,ctty; ssh -t)" {
+	run timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" - "$TUNNELD" <<'PY'
+import os, pty, sys, tty
+master, terminal = pty.openpty()
+tty.setraw(terminal)
+pid = os.fork()
+if pid == 0:  # tunneld leads a session of its own, the pty its controlling terminal, on 0, 1 and 2
+    os.close(master)
+    os.login_tty(terminal)
+    os.execv(sys.argv[1], [sys.argv[1], "--log=stderr"])
+os.close(terminal)
+os.write(master, b"GET / HTTP/1.1\r\n\r\n")
+seen = b""
+while True:
+    try:
+        data = os.read(master, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+os.waitpid(pid, 0)
+sys.stdout.write(seen.decode())
+PY
+	[[ "$output" == "HTTP/1.1 405 Method Not Allowed"* ]]
+	[[ "$output" != *"tunneld:"*"status="* ]]
+	grep -q 'tunneld\[[0-9]*\]: - -> - status=405' "$SYSLOG"
+}
+
 @test "a person at a shell still sees tunneld's errors on the terminal" {
 	run timeout 20 "$PYTHON" - "$TUNNELD" <<'PY'
 import os, pty, sys
-pid, master = pty.fork()  # the child's controlling terminal is the pty, on 0, 1 and 2
+pid, master = pty.fork()  # a session of its own, the pty its controlling terminal, on 0, 1 and 2
 if pid == 0:
-    os.execv(sys.argv[1], [sys.argv[1], "--bogus"])
+    # A shell leads the session and runs tunneld as its child (the "; exit" keeps it from exec'ing).
+    os.execv("/bin/sh", ["sh", "-c", '"$0" --bogus; exit $?', sys.argv[1]])
 seen = b""
 while True:
     try:

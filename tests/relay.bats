@@ -80,6 +80,9 @@ echo_both_ways() {
 }
 
 @test "SIGTERM ends a tunnel whose two directions never rest, at once and with its record" {
+	# valgrind runs the program's signals itself and delivers one only when
+	# the program blocks: a loop that never blocks never gets it there.
+	if [[ "$TUNNELD" == *valgrind* ]]; then skip "valgrind delivers signals only to a blocked program"; fi
 	# The target sends zeros without end and drops what comes (tests/peers/flood.c);
 	# the client is a file, always readable: the request, then 100 GB of holes.
 	cc -O2 -pthread -o "$BATS_TEST_TMPDIR/flood" "$PEERS/flood.c"
