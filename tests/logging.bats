@@ -176,80 +176,26 @@ print(len(receivers))'
 	[[ "${lines[1]}" == "tunneld: - -> 127.0.0.1:22 status=403 "*"reason=port not allowed" ]]
 }
 
-@test "a terminal on fds 0, 1 and 2 that is not the controlling terminal is a client: no log text reaches it" {
-	run timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" - "$TUNNELD" <<'PY'
-import os, pty, subprocess, sys, tty
-master, terminal = pty.openpty()
-tty.setraw(terminal)
-# As socat's EXEC:...,pty gives it: a pty on 0, 1 and 2, in a session of its own without a controlling terminal.
-proc = subprocess.Popen([sys.argv[1], "--log=stderr"], stdin=terminal, stdout=terminal, stderr=terminal,
-                        start_new_session=True)
-os.close(terminal)
-os.write(master, b"GET / HTTP/1.1\r\n\r\n")
-seen = b""
-while True:
-    try:
-        data = os.read(master, 4096)
-    except OSError:  # EIO: the last holder of the terminal is gone
-        break
-    if not data:
-        break
-    seen += data
-proc.wait(timeout=10)
-sys.stdout.write(seen.decode())
-PY
-	[[ "$output" == "HTTP/1.1 405 Method Not Allowed"* ]]
+@test "a terminal that is not tunneld's controlling one is a client (socat EXEC:...,pty): no log text reaches it" {
+	run timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" "$PEERS/on-pty.py" detached \
+		'b"GET / HTTP/1.1\r\n\r\n"' "$TUNNELD" --log=stderr
+	[ "${lines[0]}" = 0 ]
+	[[ "${lines[1]}" == "HTTP/1.1 405 Method Not Allowed"* ]]
 	[[ "$output" != *"tunneld:"*"status="* ]]
 	grep -q 'tunneld\[[0-9]*\]: - -> - status=405' "$SYSLOG"
 }
 
-@test "a terminal that is the controlling terminal of tunneld's own session is a client (socat setsid,ctty; ssh -t)" {
-	run timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" - "$TUNNELD" <<'PY'
-import os, pty, sys, tty
-master, terminal = pty.openpty()
-tty.setraw(terminal)
-pid = os.fork()
-if pid == 0:  # tunneld leads a session of its own, the pty its controlling terminal, on 0, 1 and 2
-    os.close(master)
-    os.login_tty(terminal)
-    os.execv(sys.argv[1], [sys.argv[1], "--log=stderr"])
-os.close(terminal)
-os.write(master, b"GET / HTTP/1.1\r\n\r\n")
-seen = b""
-while True:
-    try:
-        data = os.read(master, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    seen += data
-os.waitpid(pid, 0)
-sys.stdout.write(seen.decode())
-PY
-	[[ "$output" == "HTTP/1.1 405 Method Not Allowed"* ]]
+@test "a terminal that controls a session tunneld leads is a client (socat setsid,ctty; ssh -t; script)" {
+	run timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$PYTHON" "$PEERS/on-pty.py" leader \
+		'b"GET / HTTP/1.1\r\n\r\n"' "$TUNNELD" --log=stderr
+	[ "${lines[0]}" = 0 ]
+	[[ "${lines[1]}" == "HTTP/1.1 405 Method Not Allowed"* ]]
 	[[ "$output" != *"tunneld:"*"status="* ]]
 	grep -q 'tunneld\[[0-9]*\]: - -> - status=405' "$SYSLOG"
 }
 
 @test "a person at a shell still sees tunneld's errors on the terminal" {
-	run timeout 20 "$PYTHON" - "$TUNNELD" <<'PY'
-import os, pty, sys
-pid, master = pty.fork()  # a session of its own, the pty its controlling terminal, on 0, 1 and 2
-if pid == 0:
-    # A shell leads the session and runs tunneld as its child (the "; exit" keeps it from exec'ing).
-    os.execv("/bin/sh", ["sh", "-c", '"$0" --bogus; exit $?', sys.argv[1]])
-seen = b""
-while True:
-    try:
-        data = os.read(master, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    seen += data
-_, status = os.waitpid(pid, 0)
-print(os.waitstatus_to_exitcode(status), seen.decode().strip())
-PY
-	[ "$output" = "2 tunneld: unknown option '--bogus': see tunneld --help" ]
+	run timeout 20 "$PYTHON" "$PEERS/on-pty.py" shell 'b""' "$TUNNELD" --bogus
+	[ "${lines[0]}" = 2 ]
+	[ "${lines[1]}" = "tunneld: unknown option '--bogus': see tunneld --help" ]
 }
