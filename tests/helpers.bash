@@ -243,7 +243,12 @@ while not any(pattern.search(line) for line in open(log, errors="replace")):
         sys.exit("no record 2 s after SIGTERM:\n" + open(log, errors="replace").read())
     time.sleep(0.001)
 took = (time.monotonic() - started) * 1000
-while os.path.exists("/proc/%d" % pid) and "Z" not in open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1][:3]:
+def running():
+    try:  # the shell that started it may reap it, and its /proc entry go, at any moment
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+while running():
     if time.monotonic() - started > 5:
         sys.exit("still running 5 s after SIGTERM")
     time.sleep(0.001)
