@@ -14,7 +14,7 @@ teardown() {
 
 # burst HOLD BURST [--silent]: tests/peers/burst.py against $PROXY_PORT and the echo $TARGET_PORT.
 burst() {
-	timeout 120 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" "$@"
+	timeout 180 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" "$@"
 }
 
 # tunnel_from SOURCE TEXT: TEXT through a tunnel to the echo target, from SOURCE; prints what came back.

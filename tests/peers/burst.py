@@ -19,7 +19,10 @@ made (a socket that stopped listening).
 import asyncio
 import sys
 
-TIMEOUT_SECONDS = 20
+# Longer than any wait a served connection may see: a silent one is answered
+# at the header timeout, counted from when its instance started, and a
+# manager may take seconds to start a hundred sandboxed instances.
+TIMEOUT_SECONDS = 60
 
 
 async def tunnel(proxy_port, target_port, source, silent=False):
