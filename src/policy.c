@@ -3,9 +3,9 @@
  *
  * Destination rules are longest-prefix-match (tunneld(8) "Destination rules"):
  * among the rules that contain an address the most specific decides; at
- * equal length an explicit rule beats a built-in one and deny beats allow. An IPv6 address that carries an IPv4 address (mapped, compatible,
- * SIIT, NAT64, 6to4, Teredo) is judged in both forms and denied if either
- * is denied, so that "64:ff9b::127.0.0.1" or "2002:7f00:1::1" cannot slip
+ * equal length an explicit rule beats a built-in one and deny beats allow.
+ * An IPv6 address that carries an IPv4 address (mapped, compatible, SIIT,
+ * NAT64, 6to4, Teredo) is judged in both forms and denied if either is denied, so that "64:ff9b::127.0.0.1" or "2002:7f00:1::1" cannot slip
  * past 127.0.0.0/8, nor a DNS64 answer past an IPv4 --deny-dest.
  */
 #include "policy.h"
@@ -112,13 +112,14 @@ static int add_rule(struct policy *policy, const char *cidr, enum rule_action ac
 	return 0;
 }
 
-static int add_embedding(struct policy *policy, const char *prefix, unsigned prefix_len, unsigned ipv4_at,
+/* prefix: 16 bytes in network byte order. */
+static int add_embedding(struct policy *policy, const uint8_t *prefix, unsigned prefix_len, unsigned ipv4_at,
 			 bool obfuscated)
 {
-	struct embedding *embedding = &policy->embeddings[policy->embedding_count];
-
-	if (policy->embedding_count >= EMBEDDINGS_MAX || inet_pton(AF_INET6, prefix, embedding->prefix) != 1)
+	if (policy->embedding_count >= EMBEDDINGS_MAX)
 		return -1;
+	struct embedding *embedding = &policy->embeddings[policy->embedding_count];
+	memcpy(embedding->prefix, prefix, sizeof(embedding->prefix));
 	mask_host_bits(embedding->prefix, prefix_len);
 	embedding->prefix_len = prefix_len;
 	embedding->ipv4_at = ipv4_at;
@@ -135,15 +136,17 @@ void policy_init(struct policy *policy)
 	policy->port_range_count = 1;
 	for (size_t i = 0; i < sizeof(builtin_denies) / sizeof(builtin_denies[0]); i++)
 		(void)add_rule(policy, builtin_denies[i], RULE_DENY, true, &why);
-	for (size_t i = 0; i < sizeof(builtin_embeddings) / sizeof(builtin_embeddings[0]); i++)
-		(void)add_embedding(policy, builtin_embeddings[i].prefix, builtin_embeddings[i].prefix_len,
-				    builtin_embeddings[i].ipv4_at, builtin_embeddings[i].obfuscated);
+	for (size_t i = 0; i < sizeof(builtin_embeddings) / sizeof(builtin_embeddings[0]); i++) {
+		uint8_t prefix[16];
+		if (inet_pton(AF_INET6, builtin_embeddings[i].prefix, prefix) == 1)
+			(void)add_embedding(policy, prefix, builtin_embeddings[i].prefix_len,
+					    builtin_embeddings[i].ipv4_at, builtin_embeddings[i].obfuscated);
+	}
 }
 
 int policy_add_nat64_prefix(struct policy *policy, const char *cidr, const char **why)
 {
 	uint8_t address[16];
-	char text[INET6_ADDRSTRLEN];
 	unsigned prefix;
 
 	if (parse_cidr(cidr, AF_INET6, address, &prefix, why) < 0)
@@ -152,9 +155,7 @@ int policy_add_nat64_prefix(struct policy *policy, const char *cidr, const char 
 		*why = "NAT64 prefix length must be 32, 40, 48, 56, 64 or 96 (RFC 6052)";
 		return -1;
 	}
-	mask_host_bits(address, prefix);
-	if (inet_ntop(AF_INET6, address, text, sizeof(text)) == NULL ||
-	    add_embedding(policy, text, prefix, prefix, false) < 0) {
+	if (add_embedding(policy, address, prefix, prefix, false) < 0) {
 		*why = "too many NAT64 prefixes";
 		return -1;
 	}
