@@ -30,7 +30,7 @@ HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
-SOURCES = tunneld.c src/request.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
+SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c \
 	src/relay.c src/log.c src/systemd.c src/lazy.c
 HEADERS = $(wildcard src/*.h)
@@ -38,7 +38,7 @@ HEADERS = $(wildcard src/*.h)
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
 TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
-	iproute2 procps
+	iproute2 procps ncat python3-socks chromium
 
 .PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test \
 	fuzz fuzz-check sanitize-check valgrind-check bench
@@ -72,13 +72,14 @@ check: deps-test
 # Fuzzing: libFuzzer harnesses built from the same sources as tunneld, with
 # ASan and UBSan; any crash, leak or report fails. make check gives each a few
 # seconds, make fuzz five minutes.
-FUZZERS = request auth proxy_protocol
+FUZZERS = request auth proxy_protocol socks5
 FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TUNNELD_CPPFLAGS)
 build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
 build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/signals.c src/auth.h src/lazy.h \
 	src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
+build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/response.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
@@ -109,12 +110,12 @@ sanitize-check: build/tunneld-asan
 	@if [ -n "$$(ls -A $(SANITIZER_LOG_DIR))" ]; then cat $(SANITIZER_LOG_DIR)/*; exit 1; fi
 	@echo "sanitizers: no reports"
 
-# The relay and request cases with tunneld under valgrind; any error or leak fails.
+# The relay, request and SOCKS5 cases with tunneld under valgrind; any error or leak fails.
 VALGRIND_LOG_DIR = $(CURDIR)/build/valgrind
 valgrind-check: tunneld
 	@rm -rf $(VALGRIND_LOG_DIR) && mkdir -p -m 1777 $(VALGRIND_LOG_DIR) && echo $(VALGRIND_LOG_DIR) >$(VALGRIND_LOG_DIR)/.dir
 	TUNNELD=$(CURDIR)/tests/peers/valgrind-tunneld BULK_MIB=8 \
-		scripts/run-bats tests/relay.bats tests/request.bats
+		scripts/run-bats tests/relay.bats tests/request.bats tests/socks5.bats
 	@scripts/check-valgrind-logs $(VALGRIND_LOG_DIR)
 
 test: tunneld

@@ -2,14 +2,15 @@
  * tunneld: a one-shot HTTP CONNECT tunnel helper.
  *
  * An activator (systemd Accept=yes, xinetd, ssh, stunnel, socat) hands this
- * process ONE client connection on fds 0 and 1. It reads one CONNECT request,
- * checks it against the policy, connects to the target, answers 200 and
+ * process ONE client connection on fds 0 and 1. It reads one CONNECT request
+ * (HTTP, or SOCKS5 when the first byte says so), checks it against the
+ * policy, connects to the target, answers 200 (or SOCKS5's success) and
  * relays until both directions are done, then logs one record and exits.
  * One process per connection: no state is shared between tunnels, and a
  * crash or a leak ends with its connection.
  *
  * This file reads as that life, top to bottom. The stages are in src/:
- * proxy_protocol and request (the parsers), auth and policy (who may ask
+ * proxy_protocol, request and socks5 (the parsers), auth and policy (who may ask
  * for what), connector (resolve and connect), relay (the poll loop),
  * response (the wire table), log, signals.
  *
@@ -29,6 +30,7 @@
 #include "src/request.h"
 #include "src/response.h"
 #include "src/signals.h"
+#include "src/socks5.h"
 #include "src/systemd.h"
 
 #include <arpa/inet.h>
@@ -68,7 +70,11 @@ struct options {
 	int idle_timeout_seconds;
 	enum log_target log_target;
 	bool proxy_protocol;
+	bool serve_http;
+	bool serve_socks5;
 };
+
+enum protocol { PROTOCOL_HTTP, PROTOCOL_SOCKS5 };
 
 /* The client connection: fds and the flags to give back (tunneld(8) "DESCRIPTION"). */
 struct client {
@@ -77,16 +83,18 @@ struct client {
 	int saved_in_flags;
 	int saved_out_flags;
 	char address[INET6_ADDRSTRLEN + 16];
+	enum protocol protocol;  /* what the client speaks: how a refusal is answered */
+	int socks5_reply;        /* the SOCKS5 REP it was sent, or -1 */
 };
 
 static struct client client = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1,
-				 .saved_out_flags = -1 };
+				 .saved_out_flags = -1, .socks5_reply = -1 };
 
 static void usage(FILE *stream)
 {
 	(void)fprintf(stream,
 		      "usage: tunneld [options]\n"
-		      "One HTTP CONNECT tunnel on stdin/stdout, for systemd Accept=yes, inetd, ssh or stunnel.\n"
+		      "One HTTP CONNECT or SOCKS5 tunnel on stdin/stdout, for systemd Accept=yes, inetd, ssh or stunnel.\n"
 		      "\n"
 		      "  -p, --allow-port LIST       ports CONNECT may reach: 22,443,8000-8999 or * (default 443)\n"
 		      "  -a, --allow-dest CIDR       destinations to permit, over the built-in denies\n"
@@ -98,6 +106,7 @@ static void usage(FILE *stream)
 		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
 		      "  -l, --log TARGET            auto, journal, syslog, stderr or none (default auto)\n"
 		      "  -P, --proxy-protocol        the connection starts with a PROXY v1 or v2 header\n"
+		      "  -S, --protocols LIST        protocols served: http, socks5 or http,socks5 (default both)\n"
 		      "  -N, --nat64-prefix CIDR     this site's NAT64 prefix: judge its addresses as IPv4 too\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
@@ -112,6 +121,27 @@ static int parse_seconds(const char *text, int min, int max, int *out)
 		return -1;
 	*out = (int)value;
 	return 0;
+}
+
+/* "http", "socks5", or both, comma-separated. */
+static int parse_protocols(const char *list, struct options *options)
+{
+	char copy[64];
+	char *saveptr = NULL;
+
+	if (strlen(list) >= sizeof(copy))
+		return -1;
+	memcpy(copy, list, strlen(list) + 1);
+	options->serve_http = options->serve_socks5 = false;
+	for (char *name = strtok_r(copy, ",", &saveptr); name != NULL; name = strtok_r(NULL, ",", &saveptr)) {
+		if (strcmp(name, "http") == 0)
+			options->serve_http = true;
+		else if (strcmp(name, "socks5") == 0)
+			options->serve_socks5 = true;
+		else
+			return -1;
+	}
+	return options->serve_http || options->serve_socks5 ? 0 : -1;
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const char *format, ...)
@@ -141,6 +171,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ "log", required_argument, NULL, 'l' },
 		{ "proxy-protocol", no_argument, NULL, 'P' },
 		{ "nat64-prefix", required_argument, NULL, 'N' },
+		{ "protocols", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -154,9 +185,11 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->connect_timeout_seconds = DEFAULT_CONNECT_TIMEOUT_SECONDS;
 	options->idle_timeout_seconds = 0;
 	options->log_target = LOG_TARGET_AUTO;
+	options->serve_http = true;
+	options->serve_socks5 = true;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
-	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:PN:hV", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:PN:S:hV", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'p':
 			if (policy_add_ports(&options->policy, optarg, &why) < 0)
@@ -197,6 +230,10 @@ static void parse_options(int argc, char **argv, struct options *options)
 		case 'N':
 			if (policy_add_nat64_prefix(&options->policy, optarg, &why) < 0)
 				exit_usage("bad --nat64-prefix '%s': %s", optarg, why);
+			break;
+		case 'S':
+			if (parse_protocols(optarg, options) < 0)
+				exit_usage("bad --protocols '%s': want http, socks5 or http,socks5", optarg);
 			break;
 		case 'h':
 			signals_finishing(); /* stdout may be a pipe nobody reads */
@@ -532,8 +569,12 @@ static void __attribute__((noreturn)) finish(const struct connection_record *rec
 {
 	signals_finishing();
 	restore_client_flags();
-	if (record != NULL)
-		log_connection(record);
+	if (record != NULL) {
+		struct connection_record full = *record;
+		full.protocol = client.protocol == PROTOCOL_SOCKS5 ? "socks5" : "http";
+		full.socks5_reply = client.socks5_reply;
+		log_connection(&full);
+	}
 	signals_finished();
 	exit(EXIT_SUCCESS);
 }
@@ -546,22 +587,52 @@ static void __attribute__((noreturn)) abandon(const char *reason, const char *ta
 					    .duration_ms = elapsed_ms(start_ms), .reason = reason });
 }
 
+/* Sends answer (len 0: none), ends the connection gracefully and finishes with record. */
+static void __attribute__((noreturn)) answer_then_finish(const void *answer, size_t len,
+							 const struct connection_record *record)
+{
+	if (len > 0)
+		(void)write_to_client(answer, len, clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS);
+	close_client_gracefully();
+	finish(record);
+}
+
 /*
- * Refuses the request on the wire and finishes. why is what the client is
- * told; log_reason, if not NULL, what only the log is told.
+ * A SOCKS5 request refused with reply; the record's status is what the
+ * HTTP path would have answered for failure (tunneld(8) "SOCKS5").
+ */
+static void __attribute__((noreturn)) refuse_socks5(enum socks5_reply reply, enum failure failure, const char *why,
+						    const char *target, const char *user, int64_t start_ms)
+{
+	uint8_t answer[SOCKS5_REPLY_MAX_BYTES];
+	size_t len = socks5_format_reply(answer, reply, NULL);
+
+	client.socks5_reply = (int)reply;
+	answer_then_finish(answer, len,
+			   &(struct connection_record){ .client = client.address, .target = target, .user = user,
+							.status = failure_status(failure),
+							.duration_ms = elapsed_ms(start_ms), .reason = why });
+}
+
+/*
+ * Refuses the request on the wire, in the client's protocol, and finishes.
+ * why is what the client is told; log_reason, if not NULL, what only the
+ * log is told.
  */
 static void __attribute__((noreturn)) refuse_logging(enum failure failure, const char *why, const char *log_reason,
 						     const char *dns_rcode, const char *target, const char *user,
 						     int64_t start_ms)
 {
 	char response[RESPONSE_MAX_BYTES];
-	size_t len = response_format(response, failure, why, dns_rcode);
+	const char *reason = log_reason != NULL ? log_reason : why;
 
-	(void)write_to_client(response, len, clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS);
-	close_client_gracefully();
-	finish(&(struct connection_record){ .client = client.address, .target = target, .user = user,
-					    .status = failure_status(failure), .duration_ms = elapsed_ms(start_ms),
-					    .reason = log_reason != NULL ? log_reason : why });
+	if (client.protocol == PROTOCOL_SOCKS5)
+		refuse_socks5(socks5_reply_for(failure), failure, reason, target, user, start_ms);
+	size_t len = response_format(response, failure, why, dns_rcode);
+	answer_then_finish(response, len,
+			   &(struct connection_record){ .client = client.address, .target = target, .user = user,
+							.status = failure_status(failure),
+							.duration_ms = elapsed_ms(start_ms), .reason = reason });
 }
 
 static void __attribute__((noreturn)) refuse(enum failure failure, const char *why, const char *dns_rcode,
@@ -571,40 +642,194 @@ static void __attribute__((noreturn)) refuse(enum failure failure, const char *w
 }
 
 /*
- * 407 unless the credentials are good; the user they name, if good. The
- * client hears only that it must authenticate; the log hears which known
- * user failed, never a password, nor a name that is not in the file (it
+ * What the log says of credentials that were not good. It names a known
+ * user who failed, never a password, nor a name that is not in the file (it
  * may be a password typed into the wrong box).
  */
+static const char *auth_failure_reason(enum auth_verdict verdict)
+{
+	switch (verdict) {
+	case AUTH_MISSING:
+		return "no proxy credentials";
+	case AUTH_MALFORMED:
+		return "malformed Proxy-Authorization"; /* SOCKS5 logins too long for it never get here */
+	case AUTH_UNKNOWN_USER:
+		return "unknown user";
+	case AUTH_WRONG_PASSWORD:
+		return "wrong password";
+	case AUTH_UNAVAILABLE:
+		return "crypt(3) unavailable";
+	case AUTH_GRANTED:
+	case AUTH_STOPPED:
+		break;
+	}
+	return "stopped by signal while checking credentials";
+}
+
+/* 407 unless the HTTP credentials are good; the user they name, if good. */
 static const char *authenticate(const struct auth *auth, const struct request *request, int64_t start_ms)
 {
-	static const char required[] = "proxy authentication required";
 	const char *user = NULL;
-	const char *log_reason = NULL;
+	enum auth_verdict verdict = auth_check(auth, request->credentials, &user);
 
-	switch (auth_check(auth, request->credentials, &user)) {
-	case AUTH_GRANTED:
+	if (verdict == AUTH_GRANTED)
 		return user;
-	case AUTH_MISSING:
-		log_reason = "no proxy credentials";
-		break;
-	case AUTH_MALFORMED:
-		log_reason = "malformed Proxy-Authorization";
-		break;
-	case AUTH_UNKNOWN_USER:
-		log_reason = "unknown user";
-		user = NULL;
-		break;
-	case AUTH_WRONG_PASSWORD:
-		log_reason = "wrong password";
-		break;
-	case AUTH_UNAVAILABLE:
-		log_reason = "crypt(3) unavailable";
-		break;
-	case AUTH_STOPPED:
-		abandon("stopped by signal while checking credentials", request->authority, NULL, start_ms);
+	if (verdict == AUTH_STOPPED)
+		abandon(auth_failure_reason(verdict), request->authority, NULL, start_ms);
+	refuse_logging(FAILURE_AUTH_REQUIRED, "proxy authentication required", auth_failure_reason(verdict), NULL,
+		       request->authority, verdict == AUTH_UNKNOWN_USER ? NULL : user, start_ms);
+}
+
+/*
+ * More SOCKS5 bytes before the deadline, or the end: a client that closed
+ * is abandoned; one that is too slow gets timeout_answer (len 0: none) and
+ * a 408 record saying why.
+ */
+static void await_socks5_bytes(struct head *head, int64_t deadline_ms, const void *timeout_answer, size_t len,
+			       const char *timeout_why, const char *user, int64_t start_ms)
+{
+	const char *why = NULL;
+	int status = read_client_by(deadline_ms, head->bytes, sizeof(head->bytes), &head->len, &why);
+
+	if (status < 0)
+		abandon(why, "-", user, start_ms);
+	if (status == 0)
+		answer_then_finish(timeout_answer, len,
+				   &(struct connection_record){ .client = client.address, .target = "-", .user = user,
+								.status = failure_status(FAILURE_HEADER_TIMEOUT),
+								.duration_ms = elapsed_ms(start_ms),
+								.reason = timeout_why });
+}
+
+/* A refusal before the request: answer, and a record with status (HTTP's word for it). */
+static void __attribute__((noreturn)) refuse_negotiation(const void *answer, size_t len, enum failure failure,
+							 const char *why, const char *user, int64_t start_ms)
+{
+	answer_then_finish(answer, len,
+			   &(struct connection_record){ .client = client.address, .target = "-", .user = user,
+							.status = failure_status(failure),
+							.duration_ms = elapsed_ms(start_ms), .reason = why });
+}
+
+/*
+ * SOCKS5 up to the request (tunneld(8) "SOCKS5"): greeting, method choice,
+ * the login when --auth-file is given, then the request, all within the
+ * header timeout. A message may come with the ones after it (a client that
+ * does not wait for answers) or a byte at a time. Returns the user; every
+ * refusal ends here, with the best answer the protocol has at that point.
+ * Afterwards head->request is what an HTTP CONNECT would have given, and
+ * its head_bytes counts every negotiation byte: what follows is tunnel data.
+ */
+static const char *negotiate_socks5(struct head *head, const struct options *options, int64_t deadline_ms,
+				    int64_t start_ms)
+{
+	static const uint8_t no_acceptable_method[] = { SOCKS5_VERSION, SOCKS5_METHOD_UNACCEPTABLE };
+	static const uint8_t login_failed[] = { SOCKS5_LOGIN_VERSION, 0x01 };
+	static const uint8_t login_succeeded[] = { SOCKS5_LOGIN_VERSION, 0x00 };
+	static struct socks5_login login; /* holds a password until it is checked, then zeroed */
+	const uint8_t *bytes = (const uint8_t *)head->bytes;
+	uint8_t general_failure[SOCKS5_REPLY_MAX_BYTES];
+	struct socks5_greeting greeting;
+	const char *user = NULL;
+	enum socks5_verdict verdict;
+	size_t at = 0;
+
+	while ((verdict = socks5_parse_greeting(bytes, head->len, &greeting)) == SOCKS5_INCOMPLETE)
+		await_socks5_bytes(head, deadline_ms, NULL, 0, "SOCKS5 greeting not complete within the header timeout",
+				   NULL, start_ms);
+	if (verdict != SOCKS5_OK)
+		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_BAD_REQUEST,
+				   greeting.why, NULL, start_ms);
+	at = greeting.bytes;
+	if (options->auth_enabled && !greeting.offers_login)
+		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_AUTH_REQUIRED,
+				   "no proxy credentials: SOCKS5 client does not offer username/password", NULL,
+				   start_ms);
+	if (!options->auth_enabled && !greeting.offers_none)
+		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_BAD_REQUEST,
+				   "SOCKS5 client does not offer the no-authentication method", NULL, start_ms);
+	const uint8_t choice[] = { SOCKS5_VERSION, options->auth_enabled ? SOCKS5_METHOD_LOGIN : SOCKS5_METHOD_NONE };
+	if (write_to_client((const char *)choice, sizeof(choice), clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS) < 0)
+		abandon("client write failed while choosing the SOCKS5 method", "-", NULL, start_ms);
+
+	if (options->auth_enabled) {
+		while ((verdict = socks5_parse_login(bytes + at, head->len - at, &login)) == SOCKS5_INCOMPLETE)
+			await_socks5_bytes(head, deadline_ms, login_failed, sizeof(login_failed),
+					   "SOCKS5 login not complete within the header timeout", NULL, start_ms);
+		if (verdict != SOCKS5_OK)
+			refuse_negotiation(login_failed, sizeof(login_failed), FAILURE_AUTH_REQUIRED, login.why, NULL,
+					   start_ms);
+		at += login.bytes;
+		enum auth_verdict checked = auth_check_login(&options->auth, login.user, login.password, &user);
+		explicit_bzero(&login, sizeof(login));
+		if (checked == AUTH_STOPPED)
+			abandon(auth_failure_reason(checked), "-", NULL, start_ms);
+		if (checked != AUTH_GRANTED)
+			refuse_negotiation(login_failed, sizeof(login_failed), FAILURE_AUTH_REQUIRED,
+					   auth_failure_reason(checked), checked == AUTH_UNKNOWN_USER ? NULL : user,
+					   start_ms);
+		if (write_to_client((const char *)login_succeeded, sizeof(login_succeeded),
+				    clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS) < 0)
+			abandon("client write failed while answering the SOCKS5 login", "-", user, start_ms);
 	}
-	refuse_logging(FAILURE_AUTH_REQUIRED, required, log_reason, NULL, request->authority, user, start_ms);
+
+	size_t general_failure_len = socks5_format_reply(general_failure, SOCKS5_GENERAL_FAILURE, NULL);
+	while ((verdict = socks5_parse_request(bytes + at, head->len - at, &head->request)) == SOCKS5_INCOMPLETE) {
+		client.socks5_reply = SOCKS5_GENERAL_FAILURE; /* what a timeout here answers, for the record */
+		await_socks5_bytes(head, deadline_ms, general_failure, general_failure_len,
+				   "SOCKS5 request not complete within the header timeout", user, start_ms);
+		client.socks5_reply = -1;
+	}
+	const char *target = head->request.authority[0] != '\0' ? head->request.authority : "-";
+	switch (verdict) {
+	case SOCKS5_OK:
+		break;
+	case SOCKS5_UNSUPPORTED_COMMAND:
+		refuse_socks5(SOCKS5_COMMAND_NOT_SUPPORTED, FAILURE_METHOD_NOT_ALLOWED, head->request.why, target, user,
+			      start_ms);
+	case SOCKS5_UNSUPPORTED_ADDRESS:
+		refuse_socks5(SOCKS5_ADDRESS_TYPE_NOT_SUPPORTED, FAILURE_BAD_REQUEST, head->request.why, target, user,
+			      start_ms);
+	case SOCKS5_INCOMPLETE:
+	case SOCKS5_BAD:
+		refuse_socks5(SOCKS5_GENERAL_FAILURE, FAILURE_BAD_REQUEST, head->request.why, target, user, start_ms);
+	}
+	head->request.head_bytes += at;
+	return user;
+}
+
+/* The first byte names the protocol; a silent client times out as an HTTP one would. */
+static enum head_outcome read_first_byte(struct head *head, int64_t deadline_ms, enum failure *failure,
+					 const char **why)
+{
+	if (head->len > 0)
+		return HEAD_PARSED;
+	int status = read_client_by(deadline_ms, head->bytes, sizeof(head->bytes), &head->len, why);
+	if (status < 0)
+		return HEAD_ABANDONED;
+	if (status == 0) {
+		*failure = FAILURE_HEADER_TIMEOUT;
+		*why = "no request within the header timeout";
+		return HEAD_REFUSED;
+	}
+	return HEAD_PARSED;
+}
+
+/* 200, or SOCKS5's success naming the outbound socket's address; 0 or -1. */
+static int answer_established(int target)
+{
+	struct sockaddr_storage bound = { 0 };
+	socklen_t bound_len = sizeof(bound);
+	uint8_t reply[SOCKS5_REPLY_MAX_BYTES];
+	int64_t deadline_ms = clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS;
+
+	if (client.protocol == PROTOCOL_HTTP)
+		return write_to_client(RESPONSE_ESTABLISHED, strlen(RESPONSE_ESTABLISHED), deadline_ms);
+	if (getsockname(target, (struct sockaddr *)&bound, &bound_len) < 0)
+		bound.ss_family = AF_UNSPEC;
+	size_t len = socks5_format_reply(reply, SOCKS5_SUCCEEDED, (struct sockaddr *)&bound);
+	client.socks5_reply = SOCKS5_SUCCEEDED;
+	return write_to_client((const char *)reply, len, deadline_ms);
 }
 
 static void set_client_nodelay(void)
@@ -638,13 +863,29 @@ int main(int argc, char **argv)
 	if (options.proxy_protocol)
 		outcome_of_head = read_proxy_header(&head, head_deadline_ms, &why);
 	if (outcome_of_head == HEAD_PARSED)
-		outcome_of_head = read_head(&head, head_deadline_ms, &failure, &why);
+		outcome_of_head = read_first_byte(&head, head_deadline_ms, &failure, &why);
+	if (outcome_of_head == HEAD_PARSED) {
+		if ((unsigned char)head.bytes[0] == SOCKS5_VERSION)
+			client.protocol = PROTOCOL_SOCKS5;
+		if (client.protocol == PROTOCOL_SOCKS5 ? !options.serve_socks5 : !options.serve_http)
+			answer_then_finish(NULL, 0,
+					   &(struct connection_record){
+						   .client = client.address, .target = "-", .duration_ms = elapsed_ms(start_ms),
+						   .reason = client.protocol == PROTOCOL_SOCKS5 ? "SOCKS5 is not served here (--protocols)"
+												: "HTTP is not served here (--protocols)" });
+		if (client.protocol == PROTOCOL_SOCKS5)
+			user = negotiate_socks5(&head, &options, head_deadline_ms, start_ms);
+		else
+			outcome_of_head = read_head(&head, head_deadline_ms, &failure, &why);
+	}
 	switch (outcome_of_head) {
 	case HEAD_HEALTH_CHECK:
 		finish(NULL); /* a balancer's health check: no record */
 	case HEAD_ABANDONED:
 		abandon(why, "-", NULL, start_ms);
 	case HEAD_REFUSED:
+		if (!options.serve_http) /* a silent client on a SOCKS5-only port: no HTTP answer */
+			abandon(why, "-", NULL, start_ms);
 		refuse(failure, why, NULL, head.request.authority[0] != '\0' ? head.request.authority : "-", NULL,
 		       start_ms);
 	case HEAD_PARSED:
@@ -653,7 +894,7 @@ int main(int argc, char **argv)
 	const struct request *request = &head.request;
 
 	/* Policy: who asks, then what may be asked for, before any DNS lookup. */
-	if (options.auth_enabled)
+	if (options.auth_enabled && client.protocol == PROTOCOL_HTTP)
 		user = authenticate(&options.auth, request, start_ms);
 	if (!policy_port_allowed(&options.policy, request->port))
 		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, user, start_ms);
@@ -669,9 +910,8 @@ int main(int argc, char **argv)
 		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, user, start_ms);
 
 	/* Answer, then relay; bytes after the head go to the target first. */
-	if (write_to_client(RESPONSE_ESTABLISHED, strlen(RESPONSE_ESTABLISHED),
-			    clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS) < 0)
-		abandon("client write failed while answering 200", request->authority, user, start_ms);
+	if (answer_established(target) < 0)
+		abandon("client write failed while answering the tunnel's success", request->authority, user, start_ms);
 	set_client_nodelay();
 	relay_run(&(struct relay_endpoints){ .client_in = client.in, .client_out = client.out, .target = target,
 					     .client_out_flags = client.saved_out_flags },

@@ -2,7 +2,9 @@
  * bench load client.
  *
  *   load setup PORT TARGET_PORT CONNECT ITERATIONS CONCURRENCY
- *       connect, CONNECT (if CONNECT is 1), 200, one 1-byte echo, close;
+ *       connect, CONNECT (CONNECT 1: HTTP; 2: SOCKS5, greeting and request
+ *       each waiting for its answer, as curl does), its success, one 1-byte
+ *       echo, close;
  *       prints the median and 90th percentile in microseconds
  *   load upload|download PORT TARGET_PORT CONNECT BYTES
  *       moves BYTES through one connection; prints MB/s
@@ -32,7 +34,35 @@ static double now_us(void)
 	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
-/* A connected socket through the candidate, past its 200 if it speaks CONNECT. */
+static void read_exactly(int fd, unsigned char *buf, size_t len, const char *what)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t n = read(fd, buf + got, len - got);
+		if (n <= 0)
+			errx(1, "no %s from the proxy", what);
+		got += (size_t)n;
+	}
+}
+
+static void socks5_connect(int fd)
+{
+	unsigned char greeting[] = { 5, 1, 0 };
+	unsigned char request[] = { 5, 1, 0, 1, 127, 0, 0, 1, (unsigned char)(target_port >> 8), (unsigned char)target_port };
+	unsigned char reply[10];
+
+	if (write(fd, greeting, sizeof(greeting)) != (ssize_t)sizeof(greeting))
+		err(1, "write");
+	read_exactly(fd, reply, 2, "method choice");
+	if (reply[0] != 5 || reply[1] != 0)
+		errx(1, "proxy chose method %d", reply[1]);
+	if (write(fd, request, sizeof(request)) != (ssize_t)sizeof(request))
+		err(1, "write");
+	read_exactly(fd, reply, sizeof(reply), "SOCKS5 reply");
+	if (reply[1] != 0)
+		errx(1, "proxy replied 0x%02x", reply[1]);
+}
+
+/* A connected socket through the candidate, past its success if it speaks CONNECT or SOCKS5. */
 static int open_tunnel(void)
 {
 	struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons((uint16_t)proxy_port),
@@ -44,6 +74,10 @@ static int open_tunnel(void)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	if (!speak_connect)
 		return fd;
+	if (speak_connect == 2) {
+		socks5_connect(fd);
+		return fd;
+	}
 	char request[64], reply[256];
 	int len = snprintf(request, sizeof(request), "CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n", target_port);
 	if (write(fd, request, (size_t)len) != len)

@@ -276,26 +276,24 @@ static int hash_in_thread(const char *setting)
 	return 1;
 }
 
-enum auth_verdict auth_check(const struct auth *auth, const char *credentials, const char **user)
+/*
+ * The check itself, for hashing.password and name: the same work whether or
+ * not the user exists, so the time taken does not tell a name that is in
+ * the file from one that is not.
+ */
+static enum auth_verdict check_password(const struct auth *auth, const char *name, const char **user)
 {
-	char name[AUTH_USER_MAX_BYTES + 1];
 	const struct auth_user *found = NULL;
 
-	*user = NULL;
-	if (credentials[0] == '\0')
-		return AUTH_MISSING;
-	if (hashing.started)
-		return AUTH_UNAVAILABLE;
-	hashing.started = true;
-	if (auth_parse_basic(credentials, name, sizeof(name), hashing.password, sizeof(hashing.password)) < 0)
-		return AUTH_MALFORMED;
 	for (unsigned i = 0; i < auth->user_count && found == NULL; i++)
 		if (strcmp(auth->users[i].name, name) == 0)
 			found = &auth->users[i];
 
 	LAZY_FUNCTION(crypt_reentrant, &libcrypt, LIBCRYPT, crypt_r);
-	if (crypt_reentrant == NULL)
+	if (crypt_reentrant == NULL) {
+		explicit_bzero(hashing.password, sizeof(hashing.password));
 		return AUTH_UNAVAILABLE;
+	}
 	hashing.crypt_reentrant = crypt_reentrant;
 	/* The same work for an unknown user: hash against the first user's hash. */
 	const char *hash = found != NULL ? found->hash : auth->users[0].hash;
@@ -316,4 +314,34 @@ enum auth_verdict auth_check(const struct auth *auth, const char *credentials, c
 	if (computed == NULL || computed[0] == '*' || !equal_in_constant_time(computed, hash))
 		return AUTH_WRONG_PASSWORD;
 	return AUTH_GRANTED;
+}
+
+enum auth_verdict auth_check(const struct auth *auth, const char *credentials, const char **user)
+{
+	char name[AUTH_USER_MAX_BYTES + 1];
+
+	*user = NULL;
+	if (credentials[0] == '\0')
+		return AUTH_MISSING;
+	if (hashing.started)
+		return AUTH_UNAVAILABLE;
+	hashing.started = true;
+	if (auth_parse_basic(credentials, name, sizeof(name), hashing.password, sizeof(hashing.password)) < 0)
+		return AUTH_MALFORMED;
+	return check_password(auth, name, user);
+}
+
+enum auth_verdict auth_check_login(const struct auth *auth, const char *name, const char *password, const char **user)
+{
+	size_t password_len = strlen(password);
+
+	*user = NULL;
+	if (hashing.started)
+		return AUTH_UNAVAILABLE;
+	hashing.started = true;
+	if (password_len >= sizeof(hashing.password))
+		return AUTH_MALFORMED;
+	memcpy(hashing.password, password, password_len + 1);
+	/* A name longer than any in the file is unknown, and costs what a known one does. */
+	return check_password(auth, strlen(name) > AUTH_USER_MAX_BYTES ? "" : name, user);
 }

@@ -53,4 +53,7 @@ int auth_parse_basic(const char *credentials, char *user, size_t user_size, char
  */
 enum auth_verdict auth_check(const struct auth *auth, const char *credentials, const char **user);
 
+/* The same check for a name and password that came apart (SOCKS5, RFC 1929); same once-per-process rule. */
+enum auth_verdict auth_check_login(const struct auth *auth, const char *name, const char *password, const char **user);
+
 #endif

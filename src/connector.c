@@ -182,8 +182,9 @@ static int fail_connect(struct connect_outcome *outcome, int error)
 	switch (error) {
 	case ECONNREFUSED:
 		return fail(outcome, FAILURE_CONNECTION_REFUSED, "connection refused by the target", NULL);
-	case ENETUNREACH:
 	case EHOSTUNREACH:
+		return fail(outcome, FAILURE_HOST_UNREACHABLE, "target host unreachable", NULL);
+	case ENETUNREACH:
 	case EADDRNOTAVAIL:
 	case EAFNOSUPPORT:
 		return fail(outcome, FAILURE_UNROUTABLE, "target unreachable", NULL);

@@ -175,7 +175,7 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 		static char identifier[] = "SYSLOG_IDENTIFIER=tunneld";
 		char message[LOG_LINE_MAX_BYTES + 16];
 		char priority_field[16];
-		struct iovec iov[12];
+		struct iovec iov[16];
 		size_t n = 0;
 
 		(void)snprintf(message, sizeof(message), "MESSAGE=%s", line);
@@ -243,11 +243,15 @@ void log_connection(const struct connection_record *record)
 {
 	char line[LOG_LINE_MAX_BYTES];
 	char status_text[8] = "-";
+	char socks5_text[40] = "";
 	char client[FIELD_MAX_BYTES], target[FIELD_MAX_BYTES], user[FIELD_MAX_BYTES], reason[FIELD_MAX_BYTES];
 	char client_field[FIELD_MAX_BYTES + 32], target_field[FIELD_MAX_BYTES + 32], user_field[FIELD_MAX_BYTES + 32];
 	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
-	char *const fields[] = { client_field, target_field, status_field, up_field,
-				 down_field, duration_field, reason_field, user_field };
+	char protocol_field[32], reply_field[32];
+	bool socks5 = record->protocol != NULL && strcmp(record->protocol, "socks5") == 0;
+	char *fields[10] = { client_field, target_field, status_field, up_field, down_field, duration_field,
+			     reason_field, protocol_field };
+	size_t field_count = 8;
 
 	escape(record->client, true, client, sizeof(client));
 	escape(record->target, true, target, sizeof(target));
@@ -255,9 +259,14 @@ void log_connection(const struct connection_record *record)
 	escape(record->reason != NULL ? record->reason : "", false, reason, sizeof(reason));
 	if (record->status != 0)
 		(void)snprintf(status_text, sizeof(status_text), "%d", record->status);
+	/* HTTP lines stay as they always were; a SOCKS5 line says so, and which reply it got. */
+	if (socks5 && record->socks5_reply >= 0)
+		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5 reply=0x%02x", record->socks5_reply);
+	else if (socks5)
+		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5");
 	(void)snprintf(line, sizeof(line),
-		       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s", client, target,
-		       status_text, record->bytes_up, record->bytes_down, record->duration_ms,
+		       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s", client, target,
+		       status_text, record->bytes_up, record->bytes_down, record->duration_ms, socks5_text,
 		       record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
 		emit(record_priority(record->status), line, NULL, 0);
@@ -270,7 +279,15 @@ void log_connection(const struct connection_record *record)
 	(void)snprintf(down_field, sizeof(down_field), "TUNNELD_BYTES_DOWN=%" PRIu64, record->bytes_down);
 	(void)snprintf(duration_field, sizeof(duration_field), "TUNNELD_DURATION_MS=%ld", record->duration_ms);
 	(void)snprintf(reason_field, sizeof(reason_field), "TUNNELD_REASON=%s", reason);
-	(void)snprintf(user_field, sizeof(user_field), "TUNNELD_USER=%s", user);
-	/* TUNNELD_USER only when there is a user: the journal keeps empty fields. */
-	emit(record_priority(record->status), line, fields, sizeof(fields) / sizeof(fields[0]) - (record->user == NULL));
+	(void)snprintf(protocol_field, sizeof(protocol_field), "TUNNELD_PROTOCOL=%s", socks5 ? "socks5" : "http");
+	/* Optional fields only when they have a value: the journal keeps empty ones. */
+	if (record->user != NULL) {
+		(void)snprintf(user_field, sizeof(user_field), "TUNNELD_USER=%s", user);
+		fields[field_count++] = user_field;
+	}
+	if (socks5 && record->socks5_reply >= 0) {
+		(void)snprintf(reply_field, sizeof(reply_field), "TUNNELD_SOCKS5_REPLY=0x%02x", record->socks5_reply);
+		fields[field_count++] = reply_field;
+	}
+	emit(record_priority(record->status), line, fields, field_count);
 }

@@ -18,6 +18,8 @@ struct connection_record {
 	uint64_t bytes_down;
 	long duration_ms;
 	const char *reason;     /* NULL when the tunnel ended normally */
+	const char *protocol;   /* "http" or "socks5" */
+	int socks5_reply;       /* the SOCKS5 REP the client got, or -1 */
 };
 
 int log_parse_target(const char *text, enum log_target *target);

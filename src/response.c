@@ -31,6 +31,7 @@ static const struct failure_wire failure_table[FAILURE_COUNT] = {
 	[FAILURE_DNS_TIMEOUT] = { 504, "Gateway Timeout", "dns_timeout", "" },
 	[FAILURE_CONNECTION_REFUSED] = { 502, "Bad Gateway", "connection_refused", "" },
 	[FAILURE_UNROUTABLE] = { 502, "Bad Gateway", "destination_ip_unroutable", "" },
+	[FAILURE_HOST_UNREACHABLE] = { 502, "Bad Gateway", "destination_ip_unroutable", "" },
 	[FAILURE_CONNECT_TIMEOUT] = { 504, "Gateway Timeout", "connection_timeout", "" },
 	[FAILURE_DESTINATION_UNAVAILABLE] = { 502, "Bad Gateway", "destination_unavailable", "" },
 };

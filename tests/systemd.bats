@@ -58,6 +58,8 @@ teardown() {
 	[ "$(journal_field 0 TUNNELD_BYTES_DOWN)" = 12345 ]
 	[[ "$(journal_field 0 TUNNELD_DURATION_MS)" =~ ^[0-9]+$ ]]
 	[ "$(journal_field 0 TUNNELD_REASON)" = "" ]
+	[ "$(journal_field 0 TUNNELD_PROTOCOL)" = http ]
+	[ "$(journal_field 0 TUNNELD_SOCKS5_REPLY)" = "<missing>" ]
 	[ "$(journal_field 0 PRIORITY)" = 6 ]
 	[[ "$(journal_field 0 MESSAGE)" == *"-> 127.0.0.1:$TARGET_PORT status=200 up=12345 down=12345 "* ]]
 
@@ -145,4 +147,30 @@ print(" ".join(results))
 PY
 	# Two from 127.0.0.1, the third refused (per source); one from .2, then .3 refused (total 3).
 	[ "$output" = "200 200 closed 200 closed" ]
+}
+
+@test "SOCKS5 under the real manager: a tunnel and a refusal, with TUNNELD_PROTOCOL and TUNNELD_SOCKS5_REPLY" {
+	start_target echo
+	local port
+	port=$(free_port)
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	head -c 4321 /dev/urandom >"$BATS_TEST_TMPDIR/up"
+	timeout 10 nc -N -X 5 -x "127.0.0.1:$port" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/up" >"$BATS_TEST_TMPDIR/down"
+	cmp "$BATS_TEST_TMPDIR/up" "$BATS_TEST_TMPDIR/down"
+	wait_for "record 1" records_at_least 1
+	run curl -sS --max-time 10 --socks5 "127.0.0.1:$port" "http://127.0.0.1:1/"
+	[ "$status" -ne 0 ]
+	wait_for "record 2" records_at_least 2
+	[ "$(journal_field 0 TUNNELD_PROTOCOL)" = socks5 ]
+	[ "$(journal_field 0 TUNNELD_SOCKS5_REPLY)" = 0x00 ]
+	[ "$(journal_field 0 TUNNELD_TARGET)" = "127.0.0.1:$TARGET_PORT" ]
+	[ "$(journal_field 0 TUNNELD_STATUS)" = 200 ]
+	[ "$(journal_field 0 TUNNELD_BYTES_UP)" = 4321 ]
+	[ "$(journal_field 0 TUNNELD_BYTES_DOWN)" = 4321 ]
+	[ "$(journal_field 1 TUNNELD_PROTOCOL)" = socks5 ]
+	[ "$(journal_field 1 TUNNELD_SOCKS5_REPLY)" = 0x02 ]
+	[ "$(journal_field 1 TUNNELD_STATUS)" = 403 ]
+	[ "$(journal_field 1 TUNNELD_REASON)" = "port not allowed" ]
+	[[ "$(journal_field 1 MESSAGE)" == *"-> 127.0.0.1:1 status=403 "*" protocol=socks5 reply=0x02 reason=port not allowed" ]]
 }
