@@ -682,23 +682,26 @@ static const char *authenticate(const struct auth *auth, const struct request *r
 
 /*
  * More SOCKS5 bytes before the deadline, or the end: a client that closed
- * is abandoned; one that is too slow gets timeout_answer (len 0: none) and
- * a 408 record saying why.
+ * is abandoned; one that is too slow gets timeout_answer (len 0: none),
+ * which is the reply timeout_reply if that is not -1, and a 408 record
+ * saying why.
  */
 static void await_socks5_bytes(struct head *head, int64_t deadline_ms, const void *timeout_answer, size_t len,
-			       const char *timeout_why, const char *user, int64_t start_ms)
+			       int timeout_reply, const char *timeout_why, const char *user, int64_t start_ms)
 {
 	const char *why = NULL;
 	int status = read_client_by(deadline_ms, head->bytes, sizeof(head->bytes), &head->len, &why);
 
 	if (status < 0)
 		abandon(why, "-", user, start_ms);
-	if (status == 0)
+	if (status == 0) {
+		client.socks5_reply = timeout_reply;
 		answer_then_finish(timeout_answer, len,
 				   &(struct connection_record){ .client = client.address, .target = "-", .user = user,
 								.status = failure_status(FAILURE_HEADER_TIMEOUT),
 								.duration_ms = elapsed_ms(start_ms),
 								.reason = timeout_why });
+	}
 }
 
 /* A refusal before the request: answer, and a record with status (HTTP's word for it). */
@@ -735,7 +738,7 @@ static const char *negotiate_socks5(struct head *head, const struct options *opt
 	size_t at = 0;
 
 	while ((verdict = socks5_parse_greeting(bytes, head->len, &greeting)) == SOCKS5_INCOMPLETE)
-		await_socks5_bytes(head, deadline_ms, NULL, 0, "SOCKS5 greeting not complete within the header timeout",
+		await_socks5_bytes(head, deadline_ms, NULL, 0, -1, "SOCKS5 greeting not complete within the header timeout",
 				   NULL, start_ms);
 	if (verdict != SOCKS5_OK)
 		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_BAD_REQUEST,
@@ -754,14 +757,17 @@ static const char *negotiate_socks5(struct head *head, const struct options *opt
 
 	if (options->auth_enabled) {
 		while ((verdict = socks5_parse_login(bytes + at, head->len - at, &login)) == SOCKS5_INCOMPLETE)
-			await_socks5_bytes(head, deadline_ms, login_failed, sizeof(login_failed),
+			await_socks5_bytes(head, deadline_ms, login_failed, sizeof(login_failed), -1,
 					   "SOCKS5 login not complete within the header timeout", NULL, start_ms);
 		if (verdict != SOCKS5_OK)
 			refuse_negotiation(login_failed, sizeof(login_failed), FAILURE_AUTH_REQUIRED, login.why, NULL,
 					   start_ms);
 		at += login.bytes;
+		int64_t hash_started_ms = clock_now_ms();
 		enum auth_verdict checked = auth_check_login(&options->auth, login.user, login.password, &user);
 		explicit_bzero(&login, sizeof(login));
+		/* The header timeout is the client's time: a costly hash does not use it up. */
+		deadline_ms += clock_now_ms() - hash_started_ms;
 		if (checked == AUTH_STOPPED)
 			abandon(auth_failure_reason(checked), "-", NULL, start_ms);
 		if (checked != AUTH_GRANTED)
@@ -774,12 +780,9 @@ static const char *negotiate_socks5(struct head *head, const struct options *opt
 	}
 
 	size_t general_failure_len = socks5_format_reply(general_failure, SOCKS5_GENERAL_FAILURE, NULL);
-	while ((verdict = socks5_parse_request(bytes + at, head->len - at, &head->request)) == SOCKS5_INCOMPLETE) {
-		client.socks5_reply = SOCKS5_GENERAL_FAILURE; /* what a timeout here answers, for the record */
-		await_socks5_bytes(head, deadline_ms, general_failure, general_failure_len,
+	while ((verdict = socks5_parse_request(bytes + at, head->len - at, &head->request)) == SOCKS5_INCOMPLETE)
+		await_socks5_bytes(head, deadline_ms, general_failure, general_failure_len, SOCKS5_GENERAL_FAILURE,
 				   "SOCKS5 request not complete within the header timeout", user, start_ms);
-		client.socks5_reply = -1;
-	}
 	const char *target = head->request.authority[0] != '\0' ? head->request.authority : "-";
 	switch (verdict) {
 	case SOCKS5_OK:
@@ -828,8 +831,10 @@ static int answer_established(int target)
 	if (getsockname(target, (struct sockaddr *)&bound, &bound_len) < 0)
 		bound.ss_family = AF_UNSPEC;
 	size_t len = socks5_format_reply(reply, SOCKS5_SUCCEEDED, (struct sockaddr *)&bound);
+	if (write_to_client((const char *)reply, len, deadline_ms) < 0)
+		return -1;
 	client.socks5_reply = SOCKS5_SUCCEEDED;
-	return write_to_client((const char *)reply, len, deadline_ms);
+	return 0;
 }
 
 static void set_client_nodelay(void)

@@ -77,6 +77,21 @@ PY
 	[ "${output%% *}" -ge 15 ]
 }
 
+@test "no test asserts with a bare '! cmd', which errexit ignores and so can never fail" {
+	# Only a function may end with one: there it is the return status.
+	run awk '
+		FNR == 1 { in_test = 0 }
+		/^@test / { in_test = 1 }
+		/^}/ { in_test = 0 }
+		in_test && /^[ \t]*! / && !/\|\| false$/ { print FILENAME ":" FNR ": " $0 }
+	' "$TOP"/tests/*.bats
+	[ "$output" = "" ]
+	# The check itself can fail: it finds the form it forbids.
+	printf '@test "x" {\n\t! false\n}\n' >"$BATS_TEST_TMPDIR/bare.bats"
+	run awk '/^[ \t]*! / && !/\|\| false$/' "$BATS_TEST_TMPDIR/bare.bats"
+	[ "$output" = "	! false" ]
+}
+
 @test "--help into a pipe nobody reads: a stop signal still ends tunneld" {
 	run timeout 20 "$PYTHON" "$PEERS/stuck-sink.py" 1 never 'b""' "$TUNNELD" --help
 	echo "${lines[0]}" >&3

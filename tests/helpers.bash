@@ -1,5 +1,9 @@
 # Shared by every bats file: start real peers on loopback, wait with
 # timeouts, stop everything in teardown.
+#
+# A negated assertion is written `! cmd || false`: bash's errexit ignores a
+# command that starts with `!`, so a bare `! cmd` inside a test can never
+# fail it (cli.bats keeps the suite free of them).
 
 bats_require_minimum_version 1.5.0
 

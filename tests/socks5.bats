@@ -65,7 +65,7 @@ REFUSED_WITH() { printf '05%s0001000000000000' "$1"; } # a failure reply: 0.0.0.
 	run curl -sS --max-time 10 -U 'mallory:guessed-secret' --socks5 "127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$TARGET_PORT/"
 	[ "$status" -eq 97 ]
 	wait_log "-> - status=407 .* protocol=socks5 reason=unknown user$"
-	! grep -q 'not-the-password\|guessed-secret\|mallory' "$LOG"
+	! grep -q 'not-the-password\|guessed-secret\|mallory' "$LOG" || false
 	# A client that offers only "no authentication" gets 0xFF, "no acceptable methods".
 	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT $GREETING 2>/dev/null | od -An -tx1 | tr -d ' \n'"
 	[ "$output" = 05ff ]
@@ -259,6 +259,11 @@ chromium_dump() {
 	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT 05 2>/dev/null | od -An -tx1 | tr -d ' \n'"
 	[ "$output" = "" ]
 	wait_log "-> - status=- .* protocol=socks5 reason=client closed in the middle of the head$"
+	# Closed in the middle of the request: the record claims no reply, for none was sent.
+	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT $GREETING${CONNECT}01 2>/dev/null | od -An -tx1 | tr -d ' \n'"
+	[ "$output" = 0500 ]
+	wait_log "-> - status=- up=0 down=0 duration_ms=[0-9]+ protocol=socks5 reason=client closed in the middle of the head$"
+	! grep -q 'reply=0x01 reason=client closed' "$LOG" || false
 	# A name of 255 bytes, the most the length byte allows: longer than DNS allows, refused.
 	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT $GREETING$CONNECT$(socks_name "$(printf 'b%.0s' $(seq 255))" 443) 2>/dev/null | od -An -tx1 | tr -d ' \n'"
 	[ "$output" = "0500$(REFUSED_WITH 01)" ]
