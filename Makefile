@@ -38,7 +38,7 @@ HEADERS = $(wildcard src/*.h)
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
 TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
-	iproute2 procps ncat python3-socks chromium
+	iproute2 procps ncat python3-socks chromium calamaris fail2ban
 
 .PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test \
 	fuzz fuzz-check sanitize-check valgrind-check bench

@@ -69,6 +69,7 @@ struct options {
 	int connect_timeout_seconds;
 	int idle_timeout_seconds;
 	enum log_target log_target;
+	enum log_format log_format;
 	bool proxy_protocol;
 	bool serve_http;
 	bool serve_socks5;
@@ -104,7 +105,8 @@ static void usage(FILE *stream)
 		      "  -t, --header-timeout SEC    time to receive the request head (default 10)\n"
 		      "  -c, --connect-timeout SEC   time to resolve and connect (default 10)\n"
 		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
-		      "  -l, --log TARGET            auto, journal, syslog, stderr or none (default auto)\n"
+		      "  -l, --log TARGET            auto, journal, syslog, stderr, none or file:/path (default auto)\n"
+		      "  -F, --log-format FORMAT     tunneld or squid (Squid's access.log line; default tunneld)\n"
 		      "  -P, --proxy-protocol        the connection starts with a PROXY v1 or v2 header\n"
 		      "  -S, --protocols LIST        protocols served: http, socks5 or http,socks5 (default both)\n"
 		      "  -N, --nat64-prefix CIDR     this site's NAT64 prefix: judge its addresses as IPv4 too\n"
@@ -169,6 +171,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ "connect-timeout", required_argument, NULL, 'c' },
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "log-format", required_argument, NULL, 'F' },
 		{ "proxy-protocol", no_argument, NULL, 'P' },
 		{ "nat64-prefix", required_argument, NULL, 'N' },
 		{ "protocols", required_argument, NULL, 'S' },
@@ -189,7 +192,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->serve_socks5 = true;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
-	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:PN:S:hV", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:F:PN:S:hV", long_options, NULL)) != -1) {
 		switch (option) {
 		case 'p':
 			if (policy_add_ports(&options->policy, optarg, &why) < 0)
@@ -219,10 +222,18 @@ static void parse_options(int argc, char **argv, struct options *options)
 			if (parse_seconds(optarg, 0, TIMEOUT_MAX_SECONDS, &options->idle_timeout_seconds) < 0)
 				exit_usage("bad --idle-timeout '%s': want whole seconds, 0-86400", optarg);
 			break;
-		case 'l':
+		case 'l': {
+			char message[512];
 			if (log_parse_target(optarg, &options->log_target) < 0)
-				exit_usage("bad --log '%s': want auto, journal, syslog, stderr or none", optarg);
-			log_setup(options->log_target, client.in, client.out);
+				exit_usage("bad --log '%s': want auto, journal, syslog, stderr, none or file:/path", optarg);
+			if (log_setup(options->log_target, client.in, client.out, message, sizeof(message)) < 0)
+				exit_usage("%s", message);
+			break;
+		}
+		case 'F':
+			if (log_parse_format(optarg, &options->log_format) < 0)
+				exit_usage("bad --log-format '%s': want tunneld or squid", optarg);
+			log_set_format(options->log_format);
 			break;
 		case 'P':
 			options->proxy_protocol = true;
@@ -345,6 +356,19 @@ static void format_host_port(const char *host, const char *port, char *out, size
 		       is_port_text(port) ? port : "");
 }
 
+/* The address a socket is connected to, without its port, as text in out; NULL if it has none. */
+static const char *peer_of(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage peer = { 0 };
+	socklen_t peer_len = sizeof(peer);
+
+	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0)
+		return NULL;
+	const void *address = peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
+							 : (const void *)&((struct sockaddr_in *)&peer)->sin_addr;
+	return inet_ntop(peer.ss_family, address, out, (socklen_t)size);
+}
+
 /* The first of these that applies names the client (tunneld(8) "LOGGING"). */
 static void identify_client(void)
 {
@@ -355,13 +379,10 @@ static void identify_client(void)
 	char peer_text[sizeof(client.address)] = "-";
 	char peer_host[INET6_ADDRSTRLEN] = "";
 
-	if (getpeername(client.in, (struct sockaddr *)&peer, &peer_len) == 0) {
+	if (peer_of(client.in, peer_host, sizeof(peer_host)) == NULL)
+		peer_host[0] = '\0';
+	if (getpeername(client.in, (struct sockaddr *)&peer, &peer_len) == 0)
 		format_address((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
-		const void *address = peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
-								 : (const void *)&((struct sockaddr_in *)&peer)->sin_addr;
-		if (inet_ntop(peer.ss_family, address, peer_host, sizeof(peer_host)) == NULL)
-			peer_host[0] = '\0';
-	}
 	if (host == NULL || !is_address_text(host))
 		host = getenv("REMOTE_HOST");
 	if (host != NULL && is_address_text(host)) {
@@ -854,10 +875,11 @@ int main(int argc, char **argv)
 	const char *user = NULL;
 	struct connect_outcome outcome;
 	struct relay_result relayed;
+	char peer_text[INET6_ADDRSTRLEN];
 
 	signals_setup();
 	adopt_passed_socket();
-	log_setup(LOG_TARGET_AUTO, client.in, client.out);
+	(void)log_setup(LOG_TARGET_AUTO, client.in, client.out, NULL, 0);
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
 	identify_client();
 	make_client_nonblocking();
@@ -918,6 +940,7 @@ int main(int argc, char **argv)
 	if (answer_established(target) < 0)
 		abandon("client write failed while answering the tunnel's success", request->authority, user, start_ms);
 	set_client_nodelay();
+	const char *peer = peer_of(target, peer_text, sizeof(peer_text)); /* now: after the relay it may be gone */
 	relay_run(&(struct relay_endpoints){ .client_in = client.in, .client_out = client.out, .target = target,
 					     .client_out_flags = client.saved_out_flags },
 		  head.bytes + request->head_bytes, head.len - request->head_bytes, options.idle_timeout_seconds * 1000,
@@ -925,5 +948,5 @@ int main(int argc, char **argv)
 	finish(&(struct connection_record){ .client = client.address, .target = request->authority, .user = user,
 					    .status = 200, .bytes_up = relayed.bytes_up,
 					    .bytes_down = relayed.bytes_down, .duration_ms = elapsed_ms(start_ms),
-					    .reason = relayed.error });
+					    .reason = relayed.error, .peer = peer });
 }

@@ -1,5 +1,5 @@
 /*
- * log: journal, syslog or stderr.
+ * log: journal, syslog, stderr or a file.
  *
  * A journal record is written at the end of a connection, so libsystemd
  * (loaded on first use, see systemd.h) stays off the tunnel's setup path.
@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/uio.h>
 #include <syslog.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX_BYTES 4608            /* four escaped fields and the rest */
@@ -31,10 +33,21 @@
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 static enum log_target active_target = LOG_TARGET_STDERR;
+static enum log_format active_format = LOG_FORMAT_TUNNELD;
 static bool stderr_writable;
+static char file_path[PATH_MAX];
+static int file_fd = -1;
 
 int log_parse_target(const char *text, enum log_target *target)
 {
+	if (strncmp(text, "file:", 5) == 0) {
+		const char *path = text + 5;
+		if (path[0] != '/' || strlen(path) >= sizeof(file_path))
+			return -1;
+		memcpy(file_path, path, strlen(path) + 1);
+		*target = LOG_TARGET_FILE;
+		return 0;
+	}
 	static const struct {
 		const char *name;
 		enum log_target target;
@@ -96,9 +109,53 @@ static bool stderr_is_journal(void)
 	return st.st_dev == (dev_t)device && st.st_ino == (ino_t)inode;
 }
 
-void log_setup(enum log_target requested, int client_in, int client_out)
+int log_parse_format(const char *text, enum log_format *format)
+{
+	if (strcmp(text, "tunneld") == 0)
+		*format = LOG_FORMAT_TUNNELD;
+	else if (strcmp(text, "squid") == 0)
+		*format = LOG_FORMAT_SQUID;
+	else
+		return -1;
+	return 0;
+}
+
+void log_set_format(enum log_format format)
+{
+	active_format = format;
+}
+
+/*
+ * Appending, so that the records of concurrent tunnels, one write() each,
+ * never overwrite one another; not following a link that someone with write
+ * access to the directory put where the file should be. Above fd 2: a
+ * closed standard descriptor must stay closed, not become the log.
+ */
+static int open_log_file(char *why, size_t why_size)
+{
+	int fd = open(file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+	if (fd >= 0 && fd <= STDERR_FILENO) {
+		int high = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+		(void)close(fd);
+		fd = high;
+	}
+	if (fd < 0) {
+		(void)snprintf(why, why_size, "cannot open log file %s: %s", file_path, strerror(errno));
+		return -1;
+	}
+	if (file_fd >= 0)
+		(void)close(file_fd);
+	file_fd = fd;
+	return 0;
+}
+
+int log_setup(enum log_target requested, int client_in, int client_out, char *why, size_t why_size)
 {
 	stderr_writable = !stderr_is_client(client_in, client_out);
+	if (requested == LOG_TARGET_FILE && open_log_file(why, why_size) < 0) {
+		active_target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG; /* to say so */
+		return -1;
+	}
 
 	switch (requested) {
 	case LOG_TARGET_AUTO:
@@ -117,6 +174,7 @@ void log_setup(enum log_target requested, int client_in, int client_out)
 		active_target = requested;
 		break;
 	}
+	return 0;
 }
 
 static void write_syslog_line(int priority, const char *line)
@@ -128,22 +186,28 @@ static void write_syslog_line(int priority, const char *line)
 	syslog(priority, "%s", line);
 }
 
-static void write_stderr_line(const char *line)
+/*
+ * One write, so that lines of concurrent tunnels sharing a stream or a file
+ * do not interleave. A stop signal interrupts a blocked one; the record is
+ * still worth the 100 ms that signals_finishing() leaves.
+ */
+static void write_line(int fd, const char *prefix, const char *line)
 {
 	char buffer[LOG_LINE_MAX_BYTES + 16];
-	int len = snprintf(buffer, sizeof(buffer), "tunneld: %s\n", line);
+	int len = snprintf(buffer, sizeof(buffer), "%s%s\n", prefix, line);
 	if (len > (int)sizeof(buffer) - 1)
 		len = (int)sizeof(buffer) - 1;
-	/*
-	 * One write, so that lines of concurrent tunnels sharing a stream do not
-	 * interleave. A stop signal interrupts a blocked one; the record is still
-	 * worth the 100 ms that signals_finishing() leaves.
-	 */
-	for (ssize_t written = -1; stderr_writable && written < 0;) {
-		written = write(STDERR_FILENO, buffer, (size_t)len);
+	for (ssize_t written = -1; written < 0;) {
+		written = write(fd, buffer, (size_t)len);
 		if (written < 0 && errno != EINTR)
 			break;
 	}
+}
+
+static void write_stderr_line(const char *line)
+{
+	if (stderr_writable)
+		write_line(STDERR_FILENO, "tunneld: ", line);
 }
 
 /*
@@ -170,6 +234,9 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 		return;
 	case LOG_TARGET_STDERR:
 		write_stderr_line(line);
+		return;
+	case LOG_TARGET_FILE:
+		write_line(file_fd, "", line);
 		return;
 	case LOG_TARGET_JOURNAL: {
 		static char identifier[] = "SYSLOG_IDENTIFIER=tunneld";
@@ -226,7 +293,13 @@ void log_error(const char *message)
 {
 	char escaped[LOG_LINE_MAX_BYTES];
 	escape(message, false, escaped, sizeof(escaped));
-	emit(LOG_ERR, escaped, NULL, 0);
+	/* A log file holds records only, which tools parse: a line about tunneld goes where it would without one. */
+	if (active_target == LOG_TARGET_FILE && stderr_writable)
+		write_stderr_line(escaped);
+	else if (active_target == LOG_TARGET_FILE)
+		write_syslog_line(LOG_ERR, escaped);
+	else
+		emit(LOG_ERR, escaped, NULL, 0);
 }
 
 /* PRIORITY by outcome: a tunnel is routine, a refusal notable, an upstream failure a warning. */
@@ -237,6 +310,48 @@ static int record_priority(int status)
 	if (status >= 500)
 		return LOG_WARNING;
 	return LOG_NOTICE;
+}
+
+/* The host of "host:port", "[v6]:port" or a bare host, as the record's client is written. */
+static void host_of(const char *address, char *out, size_t size)
+{
+	const char *start = address, *end;
+
+	if (address[0] == '[') {
+		start = address + 1;
+		end = strchr(start, ']');
+	} else {
+		end = strchr(address, ':');
+		if (end != NULL && strchr(end + 1, ':') != NULL)
+			end = NULL; /* a bare IPv6 address */
+	}
+	if (end == NULL)
+		end = start + strlen(start);
+	(void)snprintf(out, size, "%.*s", (int)(end - start), start);
+}
+
+/*
+ * Squid's native access.log line (squid.conf logformat "squid"):
+ * time elapsed client code/status bytes method URL user hierarchy/peer type.
+ * bytes is what went to the client, as Squid counts a tunnel.
+ */
+static void format_squid_line(const struct connection_record *record, const char *client, const char *target,
+			      const char *user, char *line, size_t size)
+{
+	struct timespec now;
+	char host[FIELD_MAX_BYTES];
+	const char *code = "NONE";
+
+	if (record->status == 200)
+		code = "TCP_TUNNEL";
+	else if (record->status == 403 || record->status == 407)
+		code = "TCP_DENIED";
+	host_of(client, host, sizeof(host));
+	(void)clock_gettime(CLOCK_REALTIME, &now);
+	(void)snprintf(line, size, "%lld.%03ld %6ld %s %s/%03d %" PRIu64 " CONNECT %s %s %s%s -", (long long)now.tv_sec,
+		       now.tv_nsec / 1000000, record->duration_ms, host, code, record->status, record->bytes_down, target,
+		       record->user != NULL ? user : "-", record->peer != NULL ? "HIER_DIRECT/" : "HIER_NONE/-",
+		       record->peer != NULL ? record->peer : "");
 }
 
 void log_connection(const struct connection_record *record)
@@ -264,10 +379,13 @@ void log_connection(const struct connection_record *record)
 		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5 reply=0x%02x", record->socks5_reply);
 	else if (socks5)
 		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5");
-	(void)snprintf(line, sizeof(line),
-		       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s", client, target,
-		       status_text, record->bytes_up, record->bytes_down, record->duration_ms, socks5_text,
-		       record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
+	if (active_format == LOG_FORMAT_SQUID)
+		format_squid_line(record, client, target, user, line, sizeof(line));
+	else
+		(void)snprintf(line, sizeof(line),
+			       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s", client,
+			       target, status_text, record->bytes_up, record->bytes_down, record->duration_ms, socks5_text,
+			       record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
 		emit(record_priority(record->status), line, NULL, 0);
 		return;

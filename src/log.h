@@ -1,13 +1,18 @@
 /*
- * log: one record per connection, to the journal, syslog or stderr
- * (tunneld(8) "LOGGING").
+ * log: one record per connection, to the journal, syslog, stderr or a file,
+ * in tunneld's own format or Squid's (tunneld(8) "LOGGING").
  */
 #ifndef TUNNELD_LOG_H
 #define TUNNELD_LOG_H
 
 #include <stdint.h>
 
-enum log_target { LOG_TARGET_AUTO, LOG_TARGET_JOURNAL, LOG_TARGET_SYSLOG, LOG_TARGET_STDERR, LOG_TARGET_NONE };
+#include <stddef.h>
+
+enum log_target { LOG_TARGET_AUTO, LOG_TARGET_JOURNAL, LOG_TARGET_SYSLOG, LOG_TARGET_STDERR, LOG_TARGET_NONE,
+		  LOG_TARGET_FILE };
+
+enum log_format { LOG_FORMAT_TUNNELD, LOG_FORMAT_SQUID };
 
 struct connection_record {
 	const char *client;     /* "addr:port", "[v6]:port" or "-" */
@@ -20,15 +25,21 @@ struct connection_record {
 	const char *reason;     /* NULL when the tunnel ended normally */
 	const char *protocol;   /* "http" or "socks5" */
 	int socks5_reply;       /* the SOCKS5 REP the client got, or -1 */
+	const char *peer;       /* the target's address that was connected, or NULL */
 };
 
+/* "file:/absolute/path" is LOG_TARGET_FILE, its path kept for log_setup(). */
 int log_parse_target(const char *text, enum log_target *target);
+
+int log_parse_format(const char *text, enum log_format *format);
+void log_set_format(enum log_format format);
 
 /*
  * Chooses where lines go. client_in/client_out are the client's fds: under
  * inetd fd 2 is the client too, and a log line there would be tunnel data.
+ * 0, or -1 when the log file cannot be opened, with why filled.
  */
-void log_setup(enum log_target requested, int client_in, int client_out);
+int log_setup(enum log_target requested, int client_in, int client_out, char *why, size_t why_size);
 
 /* A line about tunneld itself (bad option, unreadable file): priority err. */
 void log_error(const char *message);

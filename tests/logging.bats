@@ -199,3 +199,25 @@ print(len(receivers))'
 	[ "${lines[0]}" = 2 ]
 	[ "${lines[1]}" = "tunneld: unknown option '--bogus': see tunneld --help" ]
 }
+
+@test "--log=file: records only, appended; an error goes to stderr; a symbolic link or a relative path is refused" {
+	local file=$BATS_TEST_TMPDIR/access.log
+	printf 'earlier line\n' >"$file"
+	run --separate-stderr sh -c "printf 'CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n' | '$TUNNELD' --log=file:$file 2>&-"
+	[[ "$output" == "HTTP/1.1 403 "* ]]
+	[ "$(sed -n 1p "$file")" = "earlier line" ]
+	[[ "$(sed -n 2p "$file")" == "- -> 127.0.0.1:443 status=403 up=0 down=0 duration_ms="*" reason=every address of the target is denied by the destination rules" ]]
+	[ "$(wc -l <"$file")" -eq 2 ]
+	# A line about tunneld itself is not a record: not in the file, which tools parse.
+	run --separate-stderr "$TUNNELD" --log="file:$file" --header-timeout=0 </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: bad --header-timeout '0': want whole seconds, 1-86400" ]
+	[ "$(wc -l <"$file")" -eq 2 ]
+	ln -s "$file" "$BATS_TEST_TMPDIR/link.log"
+	run --separate-stderr "$TUNNELD" --log="file:$BATS_TEST_TMPDIR/link.log" </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: cannot open log file $BATS_TEST_TMPDIR/link.log: Too many levels of symbolic links" ]
+	run --separate-stderr "$TUNNELD" --log=file:access.log </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: bad --log 'file:access.log': want auto, journal, syslog, stderr, none or file:/path" ]
+}

@@ -174,3 +174,25 @@ PY
 	[ "$(journal_field 1 TUNNELD_REASON)" = "port not allowed" ]
 	[[ "$(journal_field 1 MESSAGE)" == *"-> 127.0.0.1:1 status=403 "*" protocol=socks5 reply=0x02 reason=port not allowed" ]]
 }
+
+# access_lines N: the manager's squid-format log file has N lines.
+access_lines() {
+	[ "$(in_manager cat /var/log/tunneld/access.log 2>/dev/null | wc -l)" -eq "$1" ]
+}
+
+@test "the README's log file drop-in: every instance appends its squid-format record to one file" {
+	start_target echo
+	local port
+	port=$(free_port)
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 \
+		--log=file:/var/log/tunneld/access.log --log-format=squid
+	# As README "Logs for the tools you have" says: one dynamic user for every instance, and its log directory.
+	printf 'User=tunneld\nLogsDirectory=tunneld\n' >>"$BATS_TEST_TMPDIR/units/tunneld@.service"
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	for n in 1 2 3; do
+		[ "$(printf x | timeout 10 nc -N -X connect -x "127.0.0.1:$port" 127.0.0.1 "$TARGET_PORT")" = x ]
+		wait_for "record $n" access_lines "$n"
+	done
+	run in_manager cat /var/log/tunneld/access.log
+	[ "$(grep -cE "^[0-9]{10}\.[0-9]{3} +[0-9]+ 127\.0\.0\.1 TCP_TUNNEL/200 1 CONNECT 127\.0\.0\.1:$TARGET_PORT - HIER_DIRECT/127\.0\.0\.1 -$" <<<"$output")" -eq 3 ]
+}
