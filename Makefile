@@ -36,11 +36,11 @@ SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
-TEST_PACKAGES = $(BUILD_PACKAGES) bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
+TEST_PACKAGES = $(BUILD_PACKAGES) dpkg-dev debhelper lintian bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
 	iproute2 procps ncat python3-socks chromium calamaris fail2ban
 
-.PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test \
+.PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test deps-deb deb \
 	fuzz fuzz-check sanitize-check valgrind-check bench
 
 all: tunneld
@@ -54,6 +54,19 @@ deps-build:
 
 deps-test:
 	@scripts/install-deps $(TEST_PACKAGES)
+
+DEB_PACKAGES = $(BUILD_PACKAGES) dpkg-dev debhelper lintian
+deps-deb:
+	@scripts/install-deps $(DEB_PACKAGES)
+
+# The Debian package, from the files git knows (tracked, or new and not ignored), built in
+# build/deb; lintian must report no error and no warning on any of it.
+deb: deps-deb
+	rm -rf build/deb && mkdir -p build/deb/tunneld-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C build/deb/tunneld-$(VERSION)
+	cd build/deb/tunneld-$(VERSION) && dpkg-buildpackage -us -uc
+	lintian --fail-on error,warning --info build/deb/tunneld_$(VERSION)_*.changes
+	@ls build/deb/*.deb
 
 # A CONNECT proxy on 127.0.0.1:3128, one tunneld per connection, in the foreground.
 run: deps-build
