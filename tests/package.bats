@@ -32,9 +32,115 @@ load helpers
 	# The maintainer scripts start nothing, and enable the socket only on an upgrade where the admin had.
 	dpkg-deb -e "$deb" "$BATS_TEST_TMPDIR/control"
 	! grep -q 'deb-systemd-invoke' "$BATS_TEST_TMPDIR/control/postinst" || false
+	# Nor stop it for an upgrade, which would leave the admin's proxy off (seen on a booted system).
+	! grep -q 'deb-systemd-invoke stop' "$BATS_TEST_TMPDIR/control/preinst" || false
 	run awk '/was-enabled .tunneld.socket./ { admin = NR } /deb-systemd-helper enable/ && !(admin && NR - admin <= 2) { print }' \
 		"$BATS_TEST_TMPDIR/control/postinst"
 	[ "$output" = "" ]
 	grep -q "was-enabled 'tunneld.socket'" "$BATS_TEST_TMPDIR/control/postinst"
 	grep -q 'deb-systemd-helper purge' "$BATS_TEST_TMPDIR/control/postrm"
+}
+
+# in_booted COMMAND...: COMMAND in every namespace of the booted system, as root there.
+in_booted() {
+	nsenter -t "$BOOTED_PID1" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"
+}
+
+booted_ready() {
+	case $(in_booted systemctl is-system-running 2>/dev/null) in running | degraded) return 0 ;; esac
+	return 1
+}
+
+# edit_unit UNIT FILE: `systemctl edit UNIT` as a person runs it, on a terminal (script(1)
+# gives it one; systemctl edit wants one), FILE's text written by the editor.
+edit_unit() {
+	cp "$2" "$BATS_TEST_TMPDIR/exchange/edit"
+	printf '#!/bin/sh\ncat /srv/exchange/edit >"$1"\n' >"$BATS_TEST_TMPDIR/exchange/editor"
+	chmod +x "$BATS_TEST_TMPDIR/exchange/editor"
+	local command
+	command=$(printf '%q ' nsenter -t "$BOOTED_PID1" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		SYSTEMD_EDITOR=/srv/exchange/editor systemctl edit "$1")
+	timeout 30 script -qec "$command" /dev/null </dev/null >/dev/null
+	in_booted systemctl cat "$1" | grep -qF "$(tail -n 1 "$2")"
+}
+
+teardown() {
+	if [ -n "${BOOTED_PID1:-}" ]; then
+		in_booted systemctl poweroff >/dev/null 2>&1 || true
+		wait_for "the booted system to power off" sh -c "! kill -0 $BOOTED_NSPAWN 2>/dev/null"
+	fi
+	stop_all
+}
+
+@test "on a booted Debian 12: install the package, the README's steps with a password, upgrade, purge" {
+	[ -z "${SANITIZER_LOG_DIR:-}" ] || skip "the package is built in the plain pass"
+	[[ "$TUNNELD" != *valgrind* ]] || skip "the package is built in the plain pass"
+	local deb=$TOP/build/deb/tunneld_0.1.0_amd64.deb
+	[ -f "$deb" ] || make -C "$TOP" --no-print-directory deb >/dev/null
+	run "$TOP/scripts/booted-root" "$TOP/build/booted-root"
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	local exchange=$BATS_TEST_TMPDIR/exchange
+	mkdir -p "$exchange"
+	cp "$deb" "$exchange/"
+	# A newer build of the same package, for the upgrade.
+	dpkg-deb -R "$deb" "$BATS_TEST_TMPDIR/newer"
+	sed -i 's/^Version: .*/Version: 0.1.0+rebuild1/' "$BATS_TEST_TMPDIR/newer/DEBIAN/control"
+	dpkg-deb -b "$BATS_TEST_TMPDIR/newer" "$exchange/tunneld_0.1.0+rebuild1_amd64.deb" >/dev/null
+	# Booted on the cached root with a throwaway overlay; the host's network, so its loopback.
+	start_bg sh -c 'exec "$@" >"$0" 2>&1' "$BATS_TEST_TMPDIR/console" systemd-nspawn -q -b --register=no --keep-unit \
+		--volatile=overlay -D "$TOP/build/booted-root" --machine="tunneld-test-$$" --bind="$exchange:/srv/exchange"
+	BOOTED_NSPAWN=$(tail -n 1 "$PIDS_FILE")
+	wait_for "systemd in the container" sh -c "pgrep -P $BOOTED_NSPAWN >/dev/null"
+	BOOTED_PID1=$(pgrep -P "$BOOTED_NSPAWN" | head -n 1)
+	WAIT_TENTHS=300 wait_for "the booted system" booted_ready
+
+	run in_booted sh -c 'cd /srv/exchange && apt-get install -y -q ./tunneld_0.1.0_amd64.deb'
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	# A fresh install listens nowhere.
+	[ "$(in_booted systemctl is-enabled tunneld.socket)" = disabled ]
+	[ "$(in_booted systemctl is-active tunneld.socket)" = inactive ]
+
+	# README, "Install for real" and "Proxy authentication", verbatim but for the port and the policy.
+	start_target http
+	local port
+	port=$(free_port)
+	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$port" >"$BATS_TEST_TMPDIR/socket.conf"
+	edit_unit tunneld.socket "$BATS_TEST_TMPDIR/socket.conf"
+	in_booted install -d -m 700 /etc/tunneld
+	printf 'wonder land\n' | in_booted htpasswd -i -B -c /etc/tunneld/users alice
+	printf '[Service]\nLoadCredential=users:/etc/tunneld/users\nExecStart=\nExecStart=/usr/sbin/tunneld --allow-port=%s --allow-dest=127.0.0.1/32 --auth-file=users\n' \
+		"$TARGET_PORT" >"$BATS_TEST_TMPDIR/service.conf"
+	edit_unit tunneld@.service "$BATS_TEST_TMPDIR/service.conf"
+	in_booted systemctl enable --now tunneld.socket
+	wait_for "tunneld.socket on $port" port_listening "$port"
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" -U 'alice:wonder land' "http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = "hello through the tunnel" ]
+	run curl -s --max-time 10 -o /dev/null -w '%{http_connect}' -p -x "http://127.0.0.1:$port" -U 'alice:guess' \
+		"http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = 407 ]
+	booted_records() { [ "$(in_booted journalctl -t tunneld -o cat | grep -c ' -> ')" -ge "$1" ]; }
+	wait_for "2 records" booted_records 2
+	run in_booted journalctl -t tunneld -o cat
+	echo "$output"
+	[[ "$output" =~ 127\.0\.0\.1:[0-9]+\ -\>\ 127\.0\.0\.1:$TARGET_PORT\ status=200\ .*\ user=alice ]]
+	[[ "$output" =~ status=407\ .*\ user=alice\ reason=wrong\ password ]]
+
+	# An upgrade keeps the admin's drop-ins and the enabled socket, and serves on.
+	run in_booted sh -c 'cd /srv/exchange && apt-get install -y -q ./tunneld_0.1.0+rebuild1_amd64.deb'
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[ "$(in_booted dpkg-query -W -f='${Version}' tunneld)" = 0.1.0+rebuild1 ]
+	[ "$(in_booted systemctl is-enabled tunneld.socket)" = enabled ]
+	in_booted systemctl cat tunneld@.service | grep -q '^LoadCredential=users:/etc/tunneld/users$'
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" -U 'alice:wonder land' "http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = "hello through the tunnel" ] || { in_booted systemctl status tunneld.socket; in_booted journalctl -n 30 --no-pager; return 1; }
+
+	# Stop, disable, purge: nothing of the package's is left.
+	in_booted systemctl disable --now tunneld.socket
+	run in_booted apt-get purge -y -q tunneld
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	run in_booted sh -c 'ls -d /usr/sbin/tunneld /lib/systemd/system/tunneld* /usr/share/doc/tunneld \
+		/usr/share/man/man8/tunneld.8.gz /etc/systemd/system/*/tunneld* /var/lib/systemd/deb-systemd-helper-enabled/*tunneld* \
+		/var/lib/dpkg/info/tunneld.* 2>/dev/null'
+	[ "$output" = "" ]
+	! port_listening "$port" || false
 }
