@@ -128,12 +128,15 @@ void log_set_format(enum log_format format)
 /*
  * Appending, so that the records of concurrent tunnels, one write() each,
  * never overwrite one another; not following a link that someone with write
- * access to the directory put where the file should be. Above fd 2: a
- * closed standard descriptor must stay closed, not become the log.
+ * access to the directory put where the file should be; and a regular file
+ * only: a FIFO there would block the open (O_NONBLOCK makes that fail at
+ * once) or every write. Above fd 2: a closed standard descriptor must stay
+ * closed, not become the log.
  */
 static int open_log_file(char *why, size_t why_size)
 {
-	int fd = open(file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+	struct stat st;
+	int fd = open(file_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0640);
 	if (fd >= 0 && fd <= STDERR_FILENO) {
 		int high = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
 		(void)close(fd);
@@ -141,6 +144,11 @@ static int open_log_file(char *why, size_t why_size)
 	}
 	if (fd < 0) {
 		(void)snprintf(why, why_size, "cannot open log file %s: %s", file_path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		(void)close(fd);
+		(void)snprintf(why, why_size, "cannot open log file %s: not a regular file", file_path);
 		return -1;
 	}
 	if (file_fd >= 0)

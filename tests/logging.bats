@@ -200,7 +200,7 @@ print(len(receivers))'
 	[ "${lines[1]}" = "tunneld: unknown option '--bogus': see tunneld --help" ]
 }
 
-@test "--log=file: records only, appended; an error goes to stderr; a symbolic link or a relative path is refused" {
+@test "--log=file: records only, appended; an error goes to stderr; a symbolic link, a FIFO, a device or a relative path is refused" {
 	local file=$BATS_TEST_TMPDIR/access.log
 	printf 'earlier line\n' >"$file"
 	run --separate-stderr sh -c "printf 'CONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n' | '$TUNNELD' --log=file:$file 2>&-"
@@ -217,6 +217,18 @@ print(len(receivers))'
 	run --separate-stderr "$TUNNELD" --log="file:$BATS_TEST_TMPDIR/link.log" </dev/null
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "tunneld: cannot open log file $BATS_TEST_TMPDIR/link.log: Too many levels of symbolic links" ]
+	# A FIFO (with or without a reader) or a device is not a log file, and must not hold tunneld.
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	run --separate-stderr timeout -k 1 5 "$TUNNELD" --log="file:$BATS_TEST_TMPDIR/fifo" </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: cannot open log file $BATS_TEST_TMPDIR/fifo: No such device or address" ]
+	start_bg sh -c 'exec cat "$0" >/dev/null' "$BATS_TEST_TMPDIR/fifo"
+	run --separate-stderr timeout -k 1 5 "$TUNNELD" --log="file:$BATS_TEST_TMPDIR/fifo" </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: cannot open log file $BATS_TEST_TMPDIR/fifo: not a regular file" ]
+	run --separate-stderr timeout -k 1 5 "$TUNNELD" --log=file:/dev/null </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: cannot open log file /dev/null: not a regular file" ]
 	run --separate-stderr "$TUNNELD" --log=file:access.log </dev/null
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "tunneld: bad --log 'file:access.log': want auto, journal, syslog, stderr, none or file:/path" ]
