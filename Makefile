@@ -72,9 +72,10 @@ deb: deps-deb
 run: deps-build
 	@$(MAKE) --no-print-directory all
 	@echo
-	@echo "tunneld is serving HTTP CONNECT on 127.0.0.1:3128 (port 443 only; Ctrl-C stops it)."
+	@echo "tunneld is serving HTTP CONNECT and SOCKS5 on 127.0.0.1:3128 (port 443 only; Ctrl-C stops it)."
 	@echo "Try it from another terminal:"
 	@echo "    curl -v --proxy http://127.0.0.1:3128 https://example.com/"
+	@echo "    curl -v --proxy socks5h://127.0.0.1:3128 https://example.com/"
 	@echo "Each connection runs ./tunneld and logs one line here when it ends."
 	@echo
 	exec systemd-socket-activate --listen=127.0.0.1:3128 --accept --inetd ./tunneld --log=stderr

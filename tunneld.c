@@ -701,6 +701,16 @@ static const char *authenticate(const struct auth *auth, const struct request *r
 		       request->authority, verdict == AUTH_UNKNOWN_USER ? NULL : user, start_ms);
 }
 
+/* A refusal before the request: answer, and a record with status (HTTP's word for it). */
+static void __attribute__((noreturn)) refuse_negotiation(const void *answer, size_t len, enum failure failure,
+							 const char *why, const char *user, int64_t start_ms)
+{
+	answer_then_finish(answer, len,
+			   &(struct connection_record){ .client = client.address, .target = "-", .user = user,
+							.status = failure_status(failure),
+							.duration_ms = elapsed_ms(start_ms), .reason = why });
+}
+
 /*
  * More SOCKS5 bytes before the deadline, or the end: a client that closed
  * is abandoned; one that is too slow gets timeout_answer (len 0: none),
@@ -717,22 +727,8 @@ static void await_socks5_bytes(struct head *head, int64_t deadline_ms, const voi
 		abandon(why, "-", user, start_ms);
 	if (status == 0) {
 		client.socks5_reply = timeout_reply;
-		answer_then_finish(timeout_answer, len,
-				   &(struct connection_record){ .client = client.address, .target = "-", .user = user,
-								.status = failure_status(FAILURE_HEADER_TIMEOUT),
-								.duration_ms = elapsed_ms(start_ms),
-								.reason = timeout_why });
+		refuse_negotiation(timeout_answer, len, FAILURE_HEADER_TIMEOUT, timeout_why, user, start_ms);
 	}
-}
-
-/* A refusal before the request: answer, and a record with status (HTTP's word for it). */
-static void __attribute__((noreturn)) refuse_negotiation(const void *answer, size_t len, enum failure failure,
-							 const char *why, const char *user, int64_t start_ms)
-{
-	answer_then_finish(answer, len,
-			   &(struct connection_record){ .client = client.address, .target = "-", .user = user,
-							.status = failure_status(failure),
-							.duration_ms = elapsed_ms(start_ms), .reason = why });
 }
 
 /*
