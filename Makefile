@@ -32,13 +32,14 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c \
-	src/relay.c src/log.c src/systemd.c src/lazy.c
+	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/upstream.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
 TEST_PACKAGES = $(BUILD_PACKAGES) dpkg-dev debhelper lintian bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
-	iproute2 procps ncat python3-socks chromium calamaris fail2ban debootstrap systemd-container
+	iproute2 procps ncat python3-socks chromium calamaris fail2ban debootstrap systemd-container \
+	squid tinyproxy microsocks dante-server
 
 .PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test deps-deb deb \
 	fuzz fuzz-check sanitize-check valgrind-check bench

@@ -29,9 +29,11 @@
 #include "src/relay.h"
 #include "src/request.h"
 #include "src/response.h"
+#include "src/rules.h"
 #include "src/signals.h"
 #include "src/socks5.h"
 #include "src/systemd.h"
+#include "src/upstream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,7 +75,13 @@ struct options {
 	bool proxy_protocol;
 	bool serve_http;
 	bool serve_socks5;
+	const char *rules_path;  /* --rules: read and parsed at every start, into rules below */
+	bool check_only;         /* --check */
+	bool explain;            /* --explain, with words after the options */
+	const char *destination_option; /* the first of -p -a -d -H given, which --rules replaces */
 };
+
+static struct rules rules;
 
 enum protocol { PROTOCOL_HTTP, PROTOCOL_SOCKS5 };
 
@@ -90,6 +98,13 @@ struct client {
 
 static struct client client = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1,
 				 .saved_out_flags = -1, .socks5_reply = -1 };
+
+/* The way to the target the policy chose, for the response and the record. */
+static struct {
+	int rule;                /* the deciding rule of the rules file, or -1 */
+	const char *via;         /* the parent proxy's URL less its login, or NULL: direct */
+	int received_status;     /* an HTTP parent's refusal, for Proxy-Status */
+} hop = { .rule = -1 };
 
 static void usage(FILE *stream)
 {
@@ -110,6 +125,9 @@ static void usage(FILE *stream)
 		      "  -P, --proxy-protocol        the connection starts with a PROXY v1 or v2 header\n"
 		      "  -S, --protocols LIST        protocols served: http, socks5 or http,socks5 (default both)\n"
 		      "  -N, --nat64-prefix CIDR     this site's NAT64 prefix: judge its addresses as IPv4 too\n"
+		      "  -R, --rules FILE            who may reach what, first match wins (instead of -p -a -d -H)\n"
+		      "      --check                 check the options and the rules file, then exit\n"
+		      "      --explain WORD...       say what the rules decide for user= from= to=HOST:PORT protocol=\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
 		      "\n"
@@ -159,6 +177,19 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 	exit(EXIT_USAGE);
 }
 
+enum { OPTION_CHECK = 256, OPTION_EXPLAIN };
+
+/* --check and --explain talk to a person on stderr and stdout: no connection, no log sink. */
+static bool offline_mode;
+
+static bool wants_offline_mode(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--check") == 0 || strcmp(argv[i], "--explain") == 0)
+			return true;
+	return false;
+}
+
 static void parse_options(int argc, char **argv, struct options *options)
 {
 	static const struct option long_options[] = {
@@ -175,6 +206,9 @@ static void parse_options(int argc, char **argv, struct options *options)
 		{ "proxy-protocol", no_argument, NULL, 'P' },
 		{ "nat64-prefix", required_argument, NULL, 'N' },
 		{ "protocols", required_argument, NULL, 'S' },
+		{ "rules", required_argument, NULL, 'R' },
+		{ "check", no_argument, NULL, OPTION_CHECK },
+		{ "explain", no_argument, NULL, OPTION_EXPLAIN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -192,7 +226,13 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->serve_socks5 = true;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
-	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:F:PN:S:hV", long_options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:F:PN:S:R:hV", long_options, NULL)) != -1) {
+		if (options->destination_option == NULL)
+			options->destination_option = option == 'p'   ? "--allow-port"
+						      : option == 'a' ? "--allow-dest"
+						      : option == 'd' ? "--deny-dest"
+						      : option == 'H' ? "--allow-host"
+								      : NULL;
 		switch (option) {
 		case 'p':
 			if (policy_add_ports(&options->policy, optarg, &why) < 0)
@@ -226,7 +266,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 			char message[512];
 			if (log_parse_target(optarg, &options->log_target) < 0)
 				exit_usage("bad --log '%s': want auto, journal, syslog, stderr, none or file:/path", optarg);
-			if (log_setup(options->log_target, client.in, client.out, message, sizeof(message)) < 0)
+			if (!offline_mode && log_setup(options->log_target, client.in, client.out, message, sizeof(message)) < 0)
 				exit_usage("%s", message);
 			break;
 		}
@@ -246,6 +286,15 @@ static void parse_options(int argc, char **argv, struct options *options)
 			if (parse_protocols(optarg, options) < 0)
 				exit_usage("bad --protocols '%s': want http, socks5 or http,socks5", optarg);
 			break;
+		case 'R':
+			options->rules_path = optarg;
+			break;
+		case OPTION_CHECK:
+			options->check_only = true;
+			break;
+		case OPTION_EXPLAIN:
+			options->explain = true;
+			break;
 		case 'h':
 			signals_finishing(); /* stdout may be a pipe nobody reads */
 			usage(stdout);
@@ -260,13 +309,32 @@ static void parse_options(int argc, char **argv, struct options *options)
 			exit_usage("unknown option '%s': see tunneld --help", argv[optind - 1]);
 		}
 	}
-	if (optind < argc)
+	if (optind < argc && !options->explain)
 		exit_usage("unexpected argument '%s': see tunneld --help", argv[optind]);
+	if (options->rules_path != NULL && options->destination_option != NULL)
+		exit_usage("%s and --rules: the rules file replaces --allow-port, --allow-dest, --deny-dest and "
+			   "--allow-host; write them as rules (tunneld(8) \"RULES\")",
+			   options->destination_option);
 	if (auth_file != NULL) {
 		char message[512];
 		if (auth_load(&options->auth, auth_file, message, sizeof(message)) < 0)
 			exit_usage("%s", message);
 		options->auth_enabled = true;
+	}
+	if (options->rules_path != NULL) {
+		static struct rules_errors errors;
+		if (rules_load(&rules, options->rules_path, &errors) > 0) {
+			/* Every error is told, as --check tells them; the connection gets no answer. */
+			signals_finishing();
+			for (unsigned i = 0; i < errors.count && i < RULES_ERRORS_MAX; i++)
+				log_error(errors.messages[i]);
+			if (errors.count > RULES_ERRORS_MAX) {
+				char more[64];
+				(void)snprintf(more, sizeof(more), "and %u more errors", errors.count - RULES_ERRORS_MAX);
+				log_error(more);
+			}
+			exit(EXIT_USAGE);
+		}
 	}
 }
 
@@ -594,6 +662,8 @@ static void __attribute__((noreturn)) finish(const struct connection_record *rec
 		struct connection_record full = *record;
 		full.protocol = client.protocol == PROTOCOL_SOCKS5 ? "socks5" : "http";
 		full.socks5_reply = client.socks5_reply;
+		full.via = hop.via;
+		full.rule_line = rules_line(&rules, hop.rule);
 		log_connection(&full);
 	}
 	signals_finished();
@@ -649,7 +719,7 @@ static void __attribute__((noreturn)) refuse_logging(enum failure failure, const
 
 	if (client.protocol == PROTOCOL_SOCKS5)
 		refuse_socks5(socks5_reply_for(failure), failure, reason, target, user, start_ms);
-	size_t len = response_format(response, failure, why, dns_rcode);
+	size_t len = response_format(response, failure, why, dns_rcode, hop.received_status);
 	answer_then_finish(response, len,
 			   &(struct connection_record){ .client = client.address, .target = target, .user = user,
 							.status = failure_status(failure),
@@ -861,6 +931,373 @@ static void set_client_nodelay(void)
 	(void)setsockopt(client.out, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
+/* ---- policy: the options' rules, or the rules file's ---- */
+
+static bool options_allow_address(const void *policy, const struct sockaddr *address)
+{
+	return policy_address_allowed(policy, address);
+}
+
+/* --allow-port, --allow-host, then every address against the destination rules. */
+static int open_by_options(const struct options *options, const struct request *request, const char *user,
+			   int64_t deadline_ms, int64_t start_ms)
+{
+	struct connect_outcome outcome;
+
+	if (!policy_port_allowed(&options->policy, request->port))
+		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, user, start_ms);
+	if (!policy_host_allowed(&options->policy, request->host, request->host_kind != HOST_NAME))
+		refuse(FAILURE_HOST_DENIED, "host not allowed", NULL, request->authority, user, start_ms);
+	int target = connector_open(request, options_allow_address, &options->policy, deadline_ms, &outcome);
+	if (target < 0 && outcome.failure == FAILURE_NONE)
+		abandon(outcome.why, request->authority, user, start_ms);
+	if (target < 0)
+		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, user, start_ms);
+	return target;
+}
+
+/* The host of "host:port", "[v6]:port" or a bare host into address: true if it is an IP address. */
+static bool parse_source(const char *text, int *family, uint8_t *address)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *start = text, *end;
+
+	if (text[0] == '[') {
+		start = text + 1;
+		end = strchr(start, ']');
+	} else {
+		end = strchr(text, ':');
+		if (end != NULL && strchr(end + 1, ':') != NULL)
+			end = NULL; /* a bare IPv6 address */
+	}
+	if (end == NULL)
+		end = start + strlen(start);
+	if ((size_t)(end - start) >= sizeof(host))
+		return false;
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	if (inet_pton(AF_INET, host, address) == 1)
+		*family = AF_INET;
+	else if (inet_pton(AF_INET6, host, address) == 1)
+		*family = AF_INET6;
+	else
+		return false;
+	return true;
+}
+
+struct judged_request {
+	const struct policy *policy;
+	struct rules_subject subject;
+};
+
+static bool rules_allow_address(const void *context, const struct sockaddr *address)
+{
+	const struct judged_request *judged = context;
+	struct rules_verdict verdict;
+	return rules_judge_address(&rules, judged->policy, &judged->subject, address, &verdict) == RULES_ALLOW;
+}
+
+/* Where the rules send a request: to some of its addresses, via a parent, or nowhere. */
+struct route {
+	enum rules_action action;     /* RULES_ALLOW, RULES_VIA or RULES_DENY */
+	struct rules_verdict verdict; /* the deciding one */
+	enum failure failure;         /* RULES_DENY: how to answer; RULES_ALLOW: FAILURE_NONE, or the lookup's failure */
+	struct connect_outcome lookup;
+	struct addrinfo *addresses;   /* RULES_ALLOW with a lookup that worked: the caller frees them */
+};
+
+static void explain_line(bool explaining, const char *what, const struct rules_verdict *verdict)
+{
+	static const char *const words[] = { [RULES_ALLOW] = "allow", [RULES_DENY] = "deny", [RULES_VIA] = "via",
+					     [RULES_NEEDS_ADDRESSES] = "the addresses decide" };
+	char text[RULES_LINE_MAX_BYTES + 1];
+
+	if (!explaining)
+		return;
+	if (verdict->action == RULES_NEEDS_ADDRESSES) {
+		(void)printf("%s: the addresses decide\n", what);
+		return;
+	}
+	rules_line_text(&rules, rules_line(&rules, verdict->rule), text, sizeof(text));
+	if (verdict->rule >= 0)
+		(void)printf("%s: %s, %s, line %u: %s\n", what, words[verdict->action], verdict->why,
+			     rules_line(&rules, verdict->rule), text);
+	else
+		(void)printf("%s: %s, %s\n", what, words[verdict->action], verdict->why);
+}
+
+/*
+ * The rules file's decision (tunneld(8) "RULES"), the same for a tunnel and
+ * for --explain, which sees each step on stdout. A name is looked up only
+ * when the rules need its addresses.
+ */
+static void route_by_rules(const struct judged_request *judged, const struct request *request, int64_t deadline_ms,
+			   struct route *route, bool explaining)
+{
+	const struct rules_subject *subject = &judged->subject;
+	struct rules_verdict verdict;
+	bool have_allow = false, have_via = false, have_deny = false;
+	struct rules_verdict first_allow = { 0 }, first_via = { 0 }, first_deny = { 0 };
+
+	*route = (struct route){ .failure = FAILURE_NONE };
+	enum rules_action action = rules_judge_request(&rules, judged->policy, subject, &route->verdict);
+	explain_line(explaining, "before any lookup", &route->verdict);
+	if (action == RULES_DENY || action == RULES_VIA) {
+		route->action = action;
+		route->failure = FAILURE_RULE_DENIED;
+		return;
+	}
+	if (connector_resolve(request, deadline_ms, &route->addresses, &route->lookup) < 0) {
+		route->addresses = NULL;
+		if (explaining)
+			(void)printf("lookup: %s\n", route->lookup.why);
+		if (route->lookup.failure == FAILURE_NONE) { /* stopped */
+			route->action = RULES_DENY;
+			route->failure = FAILURE_NONE;
+			return;
+		}
+		route->action = rules_judge_address(&rules, judged->policy, subject, NULL, &route->verdict);
+		explain_line(explaining, "without an address", &route->verdict);
+		route->failure = route->action == RULES_ALLOW ? route->lookup.failure : FAILURE_RULE_DENIED;
+		return;
+	}
+	for (struct addrinfo *ai = route->addresses; ai != NULL; ai = ai->ai_next) {
+		char text[INET6_ADDRSTRLEN] = "-";
+		const void *bytes = ai->ai_family == AF_INET6
+					    ? (const void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr
+					    : (const void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
+		switch (rules_judge_address(&rules, judged->policy, subject, ai->ai_addr, &verdict)) {
+		case RULES_ALLOW:
+			if (!have_allow)
+				first_allow = verdict;
+			have_allow = true;
+			break;
+		case RULES_VIA:
+			if (!have_via)
+				first_via = verdict;
+			have_via = true;
+			break;
+		case RULES_DENY:
+		case RULES_NEEDS_ADDRESSES:
+			if (!have_deny)
+				first_deny = verdict;
+			have_deny = true;
+			break;
+		}
+		(void)inet_ntop(ai->ai_family, bytes, text, sizeof(text));
+		explain_line(explaining, text, &verdict);
+	}
+	/* Any address allowed: connect to those; else a via rule; else every address is denied. */
+	if (have_allow) {
+		route->action = RULES_ALLOW;
+		route->verdict = first_allow;
+		return;
+	}
+	freeaddrinfo(route->addresses);
+	route->addresses = NULL;
+	route->action = have_via ? RULES_VIA : RULES_DENY;
+	route->verdict = have_via ? first_via : first_deny;
+	route->failure = FAILURE_DESTINATION_DENIED;
+}
+
+static void describe_subject(const struct request *request, const char *user, struct rules_subject *subject)
+{
+	*subject = (struct rules_subject){ .user = user, .host = request->host,
+					   .host_is_ip_literal = request->host_kind != HOST_NAME, .port = request->port,
+					   .protocol = client.protocol == PROTOCOL_SOCKS5 ? RULE_PROTOCOL_SOCKS5
+											   : RULE_PROTOCOL_HTTP };
+	subject->has_source = parse_source(client.address, &subject->source_family, subject->source);
+}
+
+/* Through the parent of rule, or a refusal in the parent's words. */
+static int open_via(int rule, const struct request *request, const char *user, int64_t deadline_ms, int64_t start_ms)
+{
+	static char reason[128];
+	const struct parent *parent = &rules.parents[rules.rules[rule].parent];
+	struct upstream_outcome outcome;
+
+	hop.rule = rule;
+	hop.via = parent->display;
+	int target = upstream_open(parent, request, deadline_ms, &outcome);
+	if (target >= 0)
+		return target;
+	if (outcome.failure == FAILURE_NONE)
+		abandon(outcome.why, request->authority, user, start_ms);
+	const char *log_reason = outcome.why;
+	if (outcome.received_status > 0 || outcome.received_reply >= 0) {
+		hop.received_status = outcome.received_status;
+		if (outcome.received_status > 0)
+			(void)snprintf(reason, sizeof(reason), "%s: HTTP %d", outcome.why, outcome.received_status);
+		else
+			(void)snprintf(reason, sizeof(reason), "%s: SOCKS5 reply 0x%02x", outcome.why, outcome.received_reply);
+		log_reason = reason;
+	}
+	refuse_logging(outcome.failure, outcome.why, log_reason, outcome.dns_rcode, request->authority, user, start_ms);
+}
+
+static int open_by_rules(const struct options *options, const struct request *request, const char *user,
+			 int64_t deadline_ms, int64_t start_ms)
+{
+	static struct judged_request judged;
+	struct route route;
+	struct connect_outcome outcome;
+
+	judged.policy = &options->policy;
+	describe_subject(request, user, &judged.subject);
+	route_by_rules(&judged, request, deadline_ms, &route, false);
+	hop.rule = route.verdict.rule;
+	switch (route.action) {
+	case RULES_VIA:
+		return open_via(route.verdict.rule, request, user, deadline_ms, start_ms);
+	case RULES_DENY:
+	case RULES_NEEDS_ADDRESSES:
+		if (route.failure == FAILURE_NONE)
+			abandon(route.lookup.why, request->authority, user, start_ms);
+		refuse_logging(route.failure, "not allowed by the rules", route.verdict.why, NULL, request->authority, user,
+			       start_ms);
+	case RULES_ALLOW:
+		break;
+	}
+	if (route.addresses == NULL) /* allowed, but the lookup failed */
+		refuse(route.lookup.failure, route.lookup.why, route.lookup.dns_rcode, request->authority, user, start_ms);
+	int target = connector_connect(route.addresses, rules_allow_address, &judged, deadline_ms, &outcome);
+	freeaddrinfo(route.addresses);
+	if (target < 0 && outcome.failure == FAILURE_NONE)
+		abandon(outcome.why, request->authority, user, start_ms);
+	if (target < 0)
+		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, user, start_ms);
+	/* The record names the rule that allowed the address connected, of those the race could pick. */
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+	struct rules_verdict verdict;
+	if (getpeername(target, (struct sockaddr *)&peer, &peer_len) == 0 &&
+	    rules_judge_address(&rules, &options->policy, &judged.subject, (struct sockaddr *)&peer, &verdict) == RULES_ALLOW)
+		hop.rule = verdict.rule;
+	return target;
+}
+
+/* ---- --check and --explain ---- */
+
+static void __attribute__((noreturn)) check_and_exit(const struct options *options)
+{
+	signals_finishing();
+	if (options->rules_path == NULL) {
+		(void)printf("tunneld: options OK (no rules file)\n");
+		exit(EXIT_SUCCESS);
+	}
+	unsigned users = 0;
+	for (unsigned i = 0; i < rules.rule_count; i++)
+		if (rules.rules[i].has_who && !options->auth_enabled && users++ == 0)
+			(void)fprintf(stderr,
+				      "tunneld: %s:%u: warning: this rule names users, but without --auth-file no "
+				      "request has a user, so it never matches\n",
+				      options->rules_path, rules.rules[i].line);
+	(void)printf("tunneld: %s OK: %u rules, %u groups, %u parents%s\n", options->rules_path, rules.rule_count,
+		     rules.group_count, rules.parent_count,
+		     rules.rule_count == 0 ? " (every request is denied)" : "");
+	exit(EXIT_SUCCESS);
+}
+
+/* user=NAME from=ADDRESS to=HOST:PORT protocol=http|socks5 */
+static void __attribute__((noreturn)) explain_and_exit(const struct options *options, int count, char **words)
+{
+	static struct request request;
+	static struct judged_request judged;
+	const char *to = NULL, *from = "-", *protocol = "http";
+	bool allowed = false;
+
+	judged.policy = &options->policy;
+	judged.subject.protocol = RULE_PROTOCOL_HTTP;
+	for (int i = 0; i < count; i++) {
+		const char *value = strchr(words[i], '=');
+		size_t key_len = value != NULL ? (size_t)(value - words[i]) : 0;
+		if (value == NULL)
+			exit_usage("--explain: expected user=, from=, to= or protocol=, found '%s'", words[i]);
+		value++;
+		if (key_len == 4 && strncmp(words[i], "user", 4) == 0 && *value != '\0')
+			judged.subject.user = value;
+		else if (key_len == 4 && strncmp(words[i], "from", 4) == 0) {
+			judged.subject.has_source =
+				parse_source(value, &judged.subject.source_family, judged.subject.source);
+			if (!judged.subject.has_source)
+				exit_usage("--explain: from=%s: expected an IP address", value);
+			from = value;
+		} else if (key_len == 2 && strncmp(words[i], "to", 2) == 0)
+			to = value;
+		else if (key_len == 8 && strncmp(words[i], "protocol", 8) == 0 &&
+			 (strcmp(value, "http") == 0 || strcmp(value, "socks5") == 0)) {
+			protocol = value;
+			judged.subject.protocol = value[0] == 'h' ? RULE_PROTOCOL_HTTP : RULE_PROTOCOL_SOCKS5;
+		} else
+			exit_usage("--explain: expected user=NAME, from=ADDRESS, to=HOST:PORT or protocol=http|socks5, "
+				   "found '%s'",
+				   words[i]);
+	}
+	if (to == NULL)
+		exit_usage("--explain: say where to, as to=HOST:PORT");
+	if (request_parse_authority(to, strlen(to), &request) < 0)
+		exit_usage("--explain: to=%s: %s", to, request.why);
+	judged.subject.host = request.host;
+	judged.subject.host_is_ip_literal = request.host_kind != HOST_NAME;
+	judged.subject.port = request.port;
+	(void)printf("request: user=%s from=%s protocol=%s to=%s\n",
+		     judged.subject.user != NULL ? judged.subject.user : "-", from, protocol, request.authority);
+	int64_t deadline_ms = clock_now_ms() + (int64_t)options->connect_timeout_seconds * 1000;
+	if (options->rules_path != NULL) {
+		struct route route;
+		route_by_rules(&judged, &request, deadline_ms, &route, true);
+		unsigned line = rules_line(&rules, route.verdict.rule);
+		switch (route.action) {
+		case RULES_ALLOW:
+			allowed = true;
+			if (route.addresses == NULL)
+				(void)printf("verdict: allow, line %u, but the lookup failed: %s\n", line, route.lookup.why);
+			else
+				(void)printf("verdict: allow, line %u\n", line);
+			break;
+		case RULES_VIA:
+			allowed = true;
+			(void)printf("verdict: via %s, line %u\n", rules.parents[rules.rules[route.verdict.rule].parent].display,
+				     line);
+			break;
+		case RULES_DENY:
+		case RULES_NEEDS_ADDRESSES:
+			if (line > 0)
+				(void)printf("verdict: deny, line %u\n", line);
+			else
+				(void)printf("verdict: deny, %s\n", route.verdict.why);
+			break;
+		}
+		if (route.addresses != NULL)
+			freeaddrinfo(route.addresses);
+	} else {
+		bool port = policy_port_allowed(&options->policy, request.port);
+		bool host = policy_host_allowed(&options->policy, request.host, request.host_kind != HOST_NAME);
+		struct addrinfo *addresses = NULL;
+		struct connect_outcome lookup;
+		(void)printf("port: %s (--allow-port)\n", port ? "allowed" : "not allowed");
+		(void)printf("host: %s (--allow-host)\n", host ? "allowed" : "not allowed");
+		if (port && host && connector_resolve(&request, deadline_ms, &addresses, &lookup) < 0)
+			(void)printf("lookup: %s\n", lookup.why);
+		for (struct addrinfo *ai = addresses; ai != NULL; ai = ai->ai_next) {
+			char text[INET6_ADDRSTRLEN] = "-";
+			const void *bytes = ai->ai_family == AF_INET6
+						    ? (const void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr
+						    : (const void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
+			bool address_allowed = policy_address_allowed(&options->policy, ai->ai_addr);
+			(void)inet_ntop(ai->ai_family, bytes, text, sizeof(text));
+			(void)printf("%s: %s (destination rules)\n", text, address_allowed ? "allow" : "deny");
+			allowed = allowed || address_allowed;
+		}
+		if (addresses != NULL)
+			freeaddrinfo(addresses);
+		(void)printf("verdict: %s\n", allowed ? "allow" : "deny");
+	}
+	signals_finishing();
+	(void)fflush(stdout);
+	exit(allowed ? EXIT_SUCCESS : EXIT_FAILURE);
+}
+
 int main(int argc, char **argv)
 {
 	static struct options options;
@@ -869,11 +1306,18 @@ int main(int argc, char **argv)
 	enum failure failure = FAILURE_NONE;
 	const char *why = NULL;
 	const char *user = NULL;
-	struct connect_outcome outcome;
 	struct relay_result relayed;
 	char peer_text[INET6_ADDRSTRLEN];
 
 	signals_setup();
+	offline_mode = wants_offline_mode(argc, argv);
+	if (offline_mode) {
+		(void)log_setup(LOG_TARGET_STDERR, -1, -1, NULL, 0);
+		parse_options(argc, argv, &options);
+		if (options.explain)
+			explain_and_exit(&options, argc - optind, argv + optind);
+		check_and_exit(&options);
+	}
 	adopt_passed_socket();
 	(void)log_setup(LOG_TARGET_AUTO, client.in, client.out, NULL, 0);
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
@@ -919,18 +1363,12 @@ int main(int argc, char **argv)
 	/* Policy: who asks, then what may be asked for, before any DNS lookup. */
 	if (options.auth_enabled && client.protocol == PROTOCOL_HTTP)
 		user = authenticate(&options.auth, request, start_ms);
-	if (!policy_port_allowed(&options.policy, request->port))
-		refuse(FAILURE_PORT_DENIED, "port not allowed", NULL, request->authority, user, start_ms);
-	if (!policy_host_allowed(&options.policy, request->host, request->host_kind != HOST_NAME))
-		refuse(FAILURE_HOST_DENIED, "host not allowed", NULL, request->authority, user, start_ms);
-
-	/* Connect: every resolved address is checked against the destination rules. */
-	int target = connector_open(request, &options.policy,
-				    clock_now_ms() + (int64_t)options.connect_timeout_seconds * 1000, &outcome);
-	if (target < 0 && outcome.failure == FAILURE_NONE)
-		abandon(outcome.why, request->authority, user, start_ms);
-	if (target < 0)
-		refuse(outcome.failure, outcome.why, outcome.dns_rcode, request->authority, user, start_ms);
+	int64_t connect_deadline_ms = clock_now_ms() + (int64_t)options.connect_timeout_seconds * 1000;
+	int target;
+	if (options.rules_path != NULL)
+		target = open_by_rules(&options, request, user, connect_deadline_ms, start_ms);
+	else
+		target = open_by_options(&options, request, user, connect_deadline_ms, start_ms);
 
 	/* Answer, then relay; bytes after the head go to the target first. */
 	if (answer_established(target) < 0)

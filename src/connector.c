@@ -57,26 +57,25 @@ static int fail_resolution(struct connect_outcome *outcome, int gai_status)
  * Everything getaddrinfo_a's helper thread reads or writes. glibc cannot
  * cancel a lookup its thread is already running, and that thread writes its
  * answer into the gaicb whenever it comes, after our deadline too. So this
- * lives in static storage, is never freed, and serves one lookup per process
+ * lives in static storage, is never freed, and each slot serves one lookup
  * (the design rule in connector.h).
  */
-static struct {
-	bool started;
+static struct lookup {
 	struct gaicb request;
 	struct addrinfo hints;
 	struct sigevent notify;
 	char name[HOST_MAX_BYTES + 2];
 	char service[8];
-} lookup;
+} lookups[CONNECTOR_LOOKUPS_MAX];
+static unsigned lookups_started;
 
 static int fail_stopped(struct connect_outcome *outcome, const char *why)
 {
 	return fail(outcome, FAILURE_NONE, why, NULL);
 }
 
-/* Resolves into *result within the deadline; 0, or -1 with outcome filled. */
-static int resolve(const struct request *request, int64_t deadline_ms, struct addrinfo **result,
-		   struct connect_outcome *outcome)
+int connector_resolve(const struct request *request, int64_t deadline_ms, struct addrinfo **result,
+		      struct connect_outcome *outcome)
 {
 	struct addrinfo numeric_hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 					  .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST };
@@ -88,28 +87,28 @@ static int resolve(const struct request *request, int64_t deadline_ms, struct ad
 		int status = getaddrinfo(request->host, service, &numeric_hints, result);
 		return status == 0 ? 0 : fail_resolution(outcome, status);
 	}
-	if (lookup.started)
-		return fail(outcome, FAILURE_DNS_ERROR, "one name lookup per process", NULL);
+	if (lookups_started >= CONNECTOR_LOOKUPS_MAX)
+		return fail(outcome, FAILURE_DNS_ERROR, "no name lookup left in this process", NULL);
 
-	lookup.started = true;
-	memcpy(lookup.service, service, sizeof(service));
-	(void)snprintf(lookup.name, sizeof(lookup.name), "%s", request->host);
-	lookup.hints = (struct addrinfo){ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-					  .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV };
-	lookup.request = (struct gaicb){ .ar_name = lookup.name, .ar_service = lookup.service,
-					 .ar_request = &lookup.hints };
-	lookup.notify = (struct sigevent){ .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGNAL_LOOKUP_DONE };
-	struct gaicb *requests[1] = { &lookup.request };
-	int status = getaddrinfo_a(GAI_NOWAIT, requests, 1, &lookup.notify);
+	struct lookup *lookup = &lookups[lookups_started++];
+	memcpy(lookup->service, service, sizeof(service));
+	(void)snprintf(lookup->name, sizeof(lookup->name), "%s", request->host);
+	lookup->hints = (struct addrinfo){ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					   .ai_protocol = IPPROTO_TCP, .ai_flags = AI_NUMERICSERV };
+	lookup->request = (struct gaicb){ .ar_name = lookup->name, .ar_service = lookup->service,
+					  .ar_request = &lookup->hints };
+	lookup->notify = (struct sigevent){ .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGNAL_LOOKUP_DONE };
+	struct gaicb *requests[1] = { &lookup->request };
+	int status = getaddrinfo_a(GAI_NOWAIT, requests, 1, &lookup->notify);
 	if (status != 0)
 		return fail_resolution(outcome, status);
-	while ((status = gai_error(&lookup.request)) == EAI_INPROGRESS) {
+	while ((status = gai_error(&lookup->request)) == EAI_INPROGRESS) {
 		if (signals_stop_requested()) {
-			(void)gai_cancel(&lookup.request);
+			(void)gai_cancel(&lookup->request);
 			return fail_stopped(outcome, "stopped by signal while resolving");
 		}
 		if (clock_poll_timeout(deadline_ms) == 0) {
-			(void)gai_cancel(&lookup.request);
+			(void)gai_cancel(&lookup->request);
 			return fail(outcome, FAILURE_DNS_TIMEOUT, "name resolution timed out", NULL);
 		}
 		/* Ends early on SIGNAL_LOOKUP_DONE or a stop signal. */
@@ -117,7 +116,7 @@ static int resolve(const struct request *request, int64_t deadline_ms, struct ad
 	}
 	if (status != 0)
 		return fail_resolution(outcome, status);
-	*result = lookup.request.ar_result;
+	*result = lookup->request.ar_result;
 	return 0;
 }
 
@@ -125,8 +124,8 @@ static int resolve(const struct request *request, int64_t deadline_ms, struct ad
  * RFC 8305 §4: keep getaddrinfo's (RFC 6724) order within each family, and
  * alternate families starting with the family of the first address.
  */
-static size_t order_candidates(struct addrinfo *list, const struct policy *policy, struct addrinfo **ordered,
-			       size_t *denied)
+static size_t order_candidates(struct addrinfo *list, connector_judge judge, const void *context,
+			       struct addrinfo **ordered, size_t *denied)
 {
 	struct addrinfo *by_family[2][CONNECT_ADDRESSES_MAX];
 	size_t count[2] = { 0, 0 };
@@ -136,7 +135,7 @@ static size_t order_candidates(struct addrinfo *list, const struct policy *polic
 	*denied = 0;
 	for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
 		size_t group = ai->ai_family == first_family ? 0 : 1;
-		if (!policy_address_allowed(policy, ai->ai_addr)) {
+		if (!judge(context, ai->ai_addr)) {
 			(*denied)++;
 			continue;
 		}
@@ -273,23 +272,29 @@ static int race_attempts(struct addrinfo **candidates, size_t candidate_count, i
 	return fail(outcome, FAILURE_CONNECT_TIMEOUT, "connection to the target timed out", NULL);
 }
 
-int connector_open(const struct request *request, const struct policy *policy, int64_t deadline_ms,
-		   struct connect_outcome *outcome)
+int connector_connect(struct addrinfo *addresses, connector_judge judge, const void *context, int64_t deadline_ms,
+		      struct connect_outcome *outcome)
 {
-	struct addrinfo *addresses = NULL;
 	struct addrinfo *candidates[CONNECT_ADDRESSES_MAX];
 	size_t denied;
 
 	outcome->failure = FAILURE_NONE;
-	if (resolve(request, deadline_ms, &addresses, outcome) < 0)
-		return -1;
-	size_t candidate_count = order_candidates(addresses, policy, candidates, &denied);
-	int fd;
+	size_t candidate_count = order_candidates(addresses, judge, context, candidates, &denied);
 	if (candidate_count == 0)
-		fd = fail(outcome, FAILURE_DESTINATION_DENIED, "every address of the target is denied by the destination rules",
-			  NULL);
-	else
-		fd = race_attempts(candidates, candidate_count, deadline_ms, outcome);
+		return fail(outcome, FAILURE_DESTINATION_DENIED,
+			    "every address of the target is denied by the destination rules", NULL);
+	return race_attempts(candidates, candidate_count, deadline_ms, outcome);
+}
+
+int connector_open(const struct request *request, connector_judge judge, const void *context, int64_t deadline_ms,
+		   struct connect_outcome *outcome)
+{
+	struct addrinfo *addresses = NULL;
+
+	outcome->failure = FAILURE_NONE;
+	if (connector_resolve(request, deadline_ms, &addresses, outcome) < 0)
+		return -1;
+	int fd = connector_connect(addresses, judge, context, deadline_ms, outcome);
 	freeaddrinfo(addresses);
 	return fd;
 }

@@ -358,7 +358,8 @@ static void format_squid_line(const struct connection_record *record, const char
 	(void)clock_gettime(CLOCK_REALTIME, &now);
 	(void)snprintf(line, size, "%lld.%03ld %6ld %s %s/%03d %" PRIu64 " CONNECT %s %s %s%s -", (long long)now.tv_sec,
 		       now.tv_nsec / 1000000, record->duration_ms, host, code, record->status, record->bytes_down, target,
-		       record->user != NULL ? user : "-", record->peer != NULL ? "HIER_DIRECT/" : "HIER_NONE/-",
+		       record->user != NULL ? user : "-",
+		       record->peer == NULL ? "HIER_NONE/-" : record->via != NULL ? "FIRSTUP_PARENT/" : "HIER_DIRECT/",
 		       record->peer != NULL ? record->peer : "");
 }
 
@@ -370,9 +371,10 @@ void log_connection(const struct connection_record *record)
 	char client[FIELD_MAX_BYTES], target[FIELD_MAX_BYTES], user[FIELD_MAX_BYTES], reason[FIELD_MAX_BYTES];
 	char client_field[FIELD_MAX_BYTES + 32], target_field[FIELD_MAX_BYTES + 32], user_field[FIELD_MAX_BYTES + 32];
 	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
-	char protocol_field[32], reply_field[32];
+	char protocol_field[32], reply_field[32], via_field[FIELD_MAX_BYTES + 32], rule_field[32];
+	char via[FIELD_MAX_BYTES], route_text[FIELD_MAX_BYTES + 48] = "";
 	bool socks5 = record->protocol != NULL && strcmp(record->protocol, "socks5") == 0;
-	char *fields[10] = { client_field, target_field, status_field, up_field, down_field, duration_field,
+	char *fields[12] = { client_field, target_field, status_field, up_field, down_field, duration_field,
 			     reason_field, protocol_field };
 	size_t field_count = 8;
 
@@ -387,13 +389,18 @@ void log_connection(const struct connection_record *record)
 		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5 reply=0x%02x", record->socks5_reply);
 	else if (socks5)
 		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5");
+	/* The route a rules file chose: the parent used, and the line that decided. */
+	escape(record->via != NULL ? record->via : "", true, via, sizeof(via));
+	if (record->via != NULL || record->rule_line > 0)
+		(void)snprintf(route_text, sizeof(route_text), "%s%s%s%.0u", record->via != NULL ? " via=" : "", via,
+			       record->rule_line > 0 ? " rule=" : "", record->rule_line);
 	if (active_format == LOG_FORMAT_SQUID)
 		format_squid_line(record, client, target, user, line, sizeof(line));
 	else
 		(void)snprintf(line, sizeof(line),
-			       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s", client,
+			       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s%s", client,
 			       target, status_text, record->bytes_up, record->bytes_down, record->duration_ms, socks5_text,
-			       record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
+			       route_text, record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
 		emit(record_priority(record->status), line, NULL, 0);
 		return;
@@ -414,6 +421,14 @@ void log_connection(const struct connection_record *record)
 	if (socks5 && record->socks5_reply >= 0) {
 		(void)snprintf(reply_field, sizeof(reply_field), "TUNNELD_SOCKS5_REPLY=0x%02x", record->socks5_reply);
 		fields[field_count++] = reply_field;
+	}
+	if (record->via != NULL) {
+		(void)snprintf(via_field, sizeof(via_field), "TUNNELD_VIA=%s", via);
+		fields[field_count++] = via_field;
+	}
+	if (record->rule_line > 0) {
+		(void)snprintf(rule_field, sizeof(rule_field), "TUNNELD_RULE=%u", record->rule_line);
+		fields[field_count++] = rule_field;
 	}
 	emit(record_priority(record->status), line, fields, field_count);
 }

@@ -25,7 +25,9 @@ struct connection_record {
 	const char *reason;     /* NULL when the tunnel ended normally */
 	const char *protocol;   /* "http" or "socks5" */
 	int socks5_reply;       /* the SOCKS5 REP the client got, or -1 */
-	const char *peer;       /* the target's address that was connected, or NULL */
+	const char *peer;       /* the address connected (the target's, or the parent's), or NULL */
+	const char *via;        /* the parent proxy's URL, never with a login, or NULL: direct */
+	unsigned rule_line;     /* the rules file's line that decided, or 0 */
 };
 
 /* "file:/absolute/path" is LOG_TARGET_FILE, its path kept for log_setup(). */

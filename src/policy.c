@@ -82,32 +82,41 @@ static int parse_cidr(const char *cidr, int family, uint8_t *address, unsigned *
 	return 0;
 }
 
-static int add_rule(struct policy *policy, const char *cidr, enum rule_action action, bool builtin, const char **why)
+int policy_parse_net(const char *cidr, int *family, uint8_t *address, unsigned *prefix, const char **why)
 {
-	struct dest_rule rule = { .action = action, .builtin = builtin };
 	const char *why_v6;
 
-	if (policy->rule_count >= sizeof(policy->rules) / sizeof(policy->rules[0])) {
-		*why = "too many destination rules";
-		return -1;
-	}
-	if (parse_cidr(cidr, AF_INET, rule.address, &rule.prefix, why) == 0)
-		rule.family = AF_INET;
-	else if (parse_cidr(cidr, AF_INET6, rule.address, &rule.prefix, &why_v6) == 0)
-		rule.family = AF_INET6;
+	memset(address, 0, 16);
+	if (parse_cidr(cidr, AF_INET, address, prefix, why) == 0)
+		*family = AF_INET;
+	else if (parse_cidr(cidr, AF_INET6, address, prefix, &why_v6) == 0)
+		*family = AF_INET6;
 	else {
 		/* The IPv4 reading's complaint is about the prefix when the address was IPv4. */
 		if (strchr(cidr, ':') != NULL)
 			*why = why_v6;
 		return -1;
 	}
-	if (rule.family == AF_INET6 && rule.prefix >= 96 && memcmp(rule.address, v4_mapped_prefix, 12) == 0) {
-		memmove(rule.address, rule.address + 12, 4);
-		memset(rule.address + 4, 0, 12);
-		rule.family = AF_INET;
-		rule.prefix -= 96;
+	if (*family == AF_INET6 && *prefix >= 96 && memcmp(address, v4_mapped_prefix, 12) == 0) {
+		memmove(address, address + 12, 4);
+		memset(address + 4, 0, 12);
+		*family = AF_INET;
+		*prefix -= 96;
 	}
-	mask_host_bits(rule.address, rule.prefix);
+	mask_host_bits(address, *prefix);
+	return 0;
+}
+
+static int add_rule(struct policy *policy, const char *cidr, enum rule_action action, bool builtin, const char **why)
+{
+	struct dest_rule rule = { .action = action, .builtin = builtin };
+
+	if (policy->rule_count >= sizeof(policy->rules) / sizeof(policy->rules[0])) {
+		*why = "too many destination rules";
+		return -1;
+	}
+	if (policy_parse_net(cidr, &rule.family, rule.address, &rule.prefix, why) < 0)
+		return -1;
 	policy->rules[policy->rule_count++] = rule;
 	return 0;
 }
@@ -167,6 +176,25 @@ int policy_add_dest_rule(struct policy *policy, const char *cidr, enum rule_acti
 	return add_rule(policy, cidr, action, false, why);
 }
 
+int policy_parse_port_range(const char *item, struct port_range *range)
+{
+	char copy[16];
+	long first, last;
+	size_t len = strlen(item);
+
+	if (len >= sizeof(copy))
+		return -1;
+	memcpy(copy, item, len + 1);
+	char *dash = strchr(copy, '-');
+	if (dash != NULL)
+		*dash = '\0';
+	if (parse_decimal(copy, 1, 65535, &first) < 0 ||
+	    (dash != NULL ? parse_decimal(dash + 1, first, 65535, &last) : (last = first, 0)) < 0)
+		return -1;
+	*range = (struct port_range){ (uint16_t)first, (uint16_t)last };
+	return 0;
+}
+
 int policy_add_ports(struct policy *policy, const char *list, const char **why)
 {
 	char copy[1024];
@@ -188,12 +216,8 @@ int policy_add_ports(struct policy *policy, const char *list, const char **why)
 	}
 	memcpy(copy, list, list_len + 1);
 	for (char *item = strtok_r(copy, ",", &saveptr); item != NULL; item = strtok_r(NULL, ",", &saveptr)) {
-		long first, last;
-		char *dash = strchr(item, '-');
-		if (dash != NULL)
-			*dash = '\0';
-		if (parse_decimal(item, 1, 65535, &first) < 0 ||
-		    (dash != NULL ? parse_decimal(dash + 1, first, 65535, &last) : (last = first, 0)) < 0) {
+		struct port_range range;
+		if (policy_parse_port_range(item, &range) < 0) {
 			*why = "malformed port list (want 1-65535, ranges as 8000-8999, or *)";
 			return -1;
 		}
@@ -201,12 +225,12 @@ int policy_add_ports(struct policy *policy, const char *list, const char **why)
 			*why = "too many port ranges";
 			return -1;
 		}
-		policy->port_ranges[policy->port_range_count++] = (struct port_range){ (uint16_t)first, (uint16_t)last };
+		policy->port_ranges[policy->port_range_count++] = range;
 	}
 	return 0;
 }
 
-int policy_add_host_pattern(struct policy *policy, const char *pattern, const char **why)
+int policy_check_host_pattern(const char *pattern, const char **why)
 {
 	size_t len = strlen(pattern);
 	const char *name = strncmp(pattern, "*.", 2) == 0 ? pattern + 2 : pattern;
@@ -219,11 +243,18 @@ int policy_add_host_pattern(struct policy *policy, const char *pattern, const ch
 		*why = "host pattern must be a name, an IP address, or *.domain";
 		return -1;
 	}
+	return 0;
+}
+
+int policy_add_host_pattern(struct policy *policy, const char *pattern, const char **why)
+{
+	if (policy_check_host_pattern(pattern, why) < 0)
+		return -1;
 	if (policy->host_pattern_count >= HOST_PATTERNS_MAX) {
 		*why = "too many host patterns";
 		return -1;
 	}
-	memcpy(policy->host_patterns[policy->host_pattern_count++], pattern, len + 1);
+	memcpy(policy->host_patterns[policy->host_pattern_count++], pattern, strlen(pattern) + 1);
 	return 0;
 }
 
@@ -255,34 +286,33 @@ static bool ip_literals_equal(const char *a, const char *b)
 	return false;
 }
 
-bool policy_host_allowed(const struct policy *policy, const char *host, bool host_is_ip_literal)
+bool policy_host_matches(const char *pattern, const char *host, bool host_is_ip_literal)
 {
 	size_t host_len = name_length(host);
 
+	if (host_is_ip_literal)
+		return ip_literals_equal(host, pattern);
+	if (strncmp(pattern, "*.", 2) == 0) {
+		/* "*.example.com" matches any depth below example.com, not example.com itself. */
+		const char *suffix = pattern + 1;
+		size_t suffix_len = name_length(suffix);
+		return host_len > suffix_len && strncasecmp(host + host_len - suffix_len, suffix, suffix_len) == 0;
+	}
+	return name_length(pattern) == host_len && strncasecmp(host, pattern, host_len) == 0;
+}
+
+bool policy_host_allowed(const struct policy *policy, const char *host, bool host_is_ip_literal)
+{
 	if (policy->host_pattern_count == 0)
 		return true;
-	for (unsigned i = 0; i < policy->host_pattern_count; i++) {
-		const char *pattern = policy->host_patterns[i];
-		if (host_is_ip_literal) {
-			if (ip_literals_equal(host, pattern))
-				return true;
-			continue;
-		}
-		if (strncmp(pattern, "*.", 2) == 0) {
-			/* "*.example.com" matches any depth below example.com, not example.com itself. */
-			const char *suffix = pattern + 1;
-			size_t suffix_len = name_length(suffix);
-			if (host_len > suffix_len && strncasecmp(host + host_len - suffix_len, suffix, suffix_len) == 0)
-				return true;
-		} else if (name_length(pattern) == host_len && strncasecmp(host, pattern, host_len) == 0) {
+	for (unsigned i = 0; i < policy->host_pattern_count; i++)
+		if (policy_host_matches(policy->host_patterns[i], host, host_is_ip_literal))
 			return true;
-		}
-	}
 	return false;
 }
 
 /* Is address within prefix/length? Both in network byte order, prefix masked. */
-static bool prefix_contains(const uint8_t *prefix, unsigned length, const uint8_t *address)
+bool policy_prefix_contains(const uint8_t *prefix, unsigned length, const uint8_t *address)
 {
 	unsigned full_bytes = length / 8;
 	unsigned rest_bits = length % 8;
@@ -297,7 +327,7 @@ static bool prefix_contains(const uint8_t *prefix, unsigned length, const uint8_
 
 static bool rule_contains(const struct dest_rule *rule, int family, const uint8_t *address)
 {
-	return rule->family == family && prefix_contains(rule->address, rule->prefix, address);
+	return rule->family == family && policy_prefix_contains(rule->address, rule->prefix, address);
 }
 
 /* Does candidate win over the current best among rules containing an address? */
@@ -336,19 +366,11 @@ static void extract_ipv4(const struct embedding *embedding, const uint8_t *v6, u
 	}
 }
 
-bool policy_address_allowed(const struct policy *policy, const struct sockaddr *address)
+bool policy_embedded_ipv4(const struct policy *policy, const uint8_t *v6, uint8_t *v4)
 {
-	if (address->sa_family == AF_INET)
-		return address_allowed(policy, AF_INET,
-				       (const uint8_t *)&((const struct sockaddr_in *)(const void *)address)->sin_addr);
-	if (address->sa_family != AF_INET6)
-		return false;
-	const uint8_t *v6 = ((const struct sockaddr_in6 *)(const void *)address)->sin6_addr.s6_addr;
-	if (!address_allowed(policy, AF_INET6, v6))
-		return false;
 	/* :: and ::1 lie in ::/96 but are IPv6's own (RFC 4291 §2.5.2, §2.5.3): they carry no IPv4. */
 	if (memcmp(v6, in6addr_any.s6_addr, 16) == 0 || memcmp(v6, in6addr_loopback.s6_addr, 16) == 0)
-		return true;
+		return false;
 	/*
 	 * Where the IPv4 address sits: the most specific prefix that contains
 	 * the address says, and a site's --nat64-prefix (added last) wins over
@@ -357,14 +379,65 @@ bool policy_address_allowed(const struct policy *policy, const struct sockaddr *
 	const struct embedding *carrier = NULL;
 	for (unsigned i = 0; i < policy->embedding_count; i++) {
 		const struct embedding *embedding = &policy->embeddings[i];
-		if (prefix_contains(embedding->prefix, embedding->prefix_len, v6) &&
+		if (policy_prefix_contains(embedding->prefix, embedding->prefix_len, v6) &&
 		    (carrier == NULL || embedding->prefix_len >= carrier->prefix_len))
 			carrier = embedding;
 	}
-	if (carrier != NULL) {
-		uint8_t v4[4];
-		extract_ipv4(carrier, v6, v4);
-		return address_allowed(policy, AF_INET, v4);
+	if (carrier == NULL)
+		return false;
+	extract_ipv4(carrier, v6, v4);
+	return true;
+}
+
+bool policy_address_allowed(const struct policy *policy, const struct sockaddr *address)
+{
+	uint8_t v4[4];
+
+	if (address->sa_family == AF_INET)
+		return address_allowed(policy, AF_INET,
+				       (const uint8_t *)&((const struct sockaddr_in *)(const void *)address)->sin_addr);
+	if (address->sa_family != AF_INET6)
+		return false;
+	const uint8_t *v6 = ((const struct sockaddr_in6 *)(const void *)address)->sin6_addr.s6_addr;
+	if (!address_allowed(policy, AF_INET6, v6))
+		return false;
+	return !policy_embedded_ipv4(policy, v6, v4) || address_allowed(policy, AF_INET, v4);
+}
+
+int policy_builtin_deny(const struct policy *policy, int family, const uint8_t *address, const struct dest_rule **deny)
+{
+	*deny = NULL;
+	for (unsigned i = 0; i < policy->rule_count; i++) {
+		const struct dest_rule *rule = &policy->rules[i];
+		if (rule->builtin && rule->action == RULE_DENY && rule_contains(rule, family, address) &&
+		    (*deny == NULL || rule->prefix > (*deny)->prefix))
+			*deny = rule;
+	}
+	return *deny != NULL ? (int)(*deny)->prefix : -1;
+}
+
+/*
+ * Not globally reachable (the IANA special-purpose registries, RFC 6890):
+ * the built-in denies' ranges, private and shared space, documentation,
+ * benchmarking, reserved. Embedded IPv4 is judged in its IPv4 form by the caller.
+ */
+static const char *const non_public_ranges[] = {
+	"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+	"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+	"224.0.0.0/4", "240.0.0.0/4",
+	"::/128", "::1/128", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+};
+
+bool policy_address_is_public(int family, const uint8_t *address)
+{
+	for (size_t i = 0; i < sizeof(non_public_ranges) / sizeof(non_public_ranges[0]); i++) {
+		int range_family;
+		uint8_t range[16];
+		unsigned prefix;
+		const char *why;
+		if (policy_parse_net(non_public_ranges[i], &range_family, range, &prefix, &why) == 0 &&
+		    range_family == family && policy_prefix_contains(range, prefix, address))
+			return false;
 	}
 	return true;
 }

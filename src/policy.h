@@ -77,4 +77,21 @@ bool policy_host_allowed(const struct policy *policy, const char *host, bool hos
  */
 bool policy_address_allowed(const struct policy *policy, const struct sockaddr *address);
 
+/* The pieces the rules file (rules.h) is judged with. */
+
+/* "address/len" or an address (v4-mapped read as IPv4), masked to its prefix; 0, or -1 with *why set. */
+int policy_parse_net(const char *cidr, int *family, uint8_t *address, unsigned *prefix, const char **why);
+/* "443" or "8000-8999" into range: 0, or -1. */
+int policy_parse_port_range(const char *item, struct port_range *range);
+int policy_check_host_pattern(const char *pattern, const char **why);
+bool policy_host_matches(const char *pattern, const char *host, bool host_is_ip_literal);
+/* Is address within prefix/length? Both in network byte order, prefix masked. */
+bool policy_prefix_contains(const uint8_t *prefix, unsigned length, const uint8_t *address);
+/* The IPv4 address an IPv6 address carries, into v4: true if it carries one. */
+bool policy_embedded_ipv4(const struct policy *policy, const uint8_t *v6, uint8_t *v4);
+/* The prefix length of the narrowest built-in deny containing address (*deny set), or -1. */
+int policy_builtin_deny(const struct policy *policy, int family, const uint8_t *address, const struct dest_rule **deny);
+/* Globally reachable: none of RFC 6890's special-purpose ranges. */
+bool policy_address_is_public(int family, const uint8_t *address);
+
 #endif

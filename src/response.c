@@ -34,6 +34,9 @@ static const struct failure_wire failure_table[FAILURE_COUNT] = {
 	[FAILURE_HOST_UNREACHABLE] = { 502, "Bad Gateway", "destination_ip_unroutable", "" },
 	[FAILURE_CONNECT_TIMEOUT] = { 504, "Gateway Timeout", "connection_timeout", "" },
 	[FAILURE_DESTINATION_UNAVAILABLE] = { 502, "Bad Gateway", "destination_unavailable", "" },
+	[FAILURE_RULE_DENIED] = { 403, "Forbidden", "http_request_denied", "" },
+	[FAILURE_PARENT_REFUSED] = { 502, "Bad Gateway", "destination_unavailable", "" },
+	[FAILURE_PARENT_BROKEN] = { 502, "Bad Gateway", "http_protocol_error", "" },
 };
 
 int failure_status(enum failure failure)
@@ -51,27 +54,30 @@ static void copy_sf_string_safe(char *out, size_t cap, const char *text)
 	out[n] = '\0';
 }
 
-size_t response_format(char *out, enum failure failure, const char *why, const char *dns_rcode)
+size_t response_format(char *out, enum failure failure, const char *why, const char *dns_rcode, int received_status)
 {
 	const struct failure_wire *wire = &failure_table[failure];
 	char body[256];
 	char safe_why[200];
 	char rcode[48] = "";
+	char received[32] = "";
 
 	copy_sf_string_safe(safe_why, sizeof(safe_why), why);
 	int body_len = snprintf(body, sizeof(body), "tunneld: %s\n", safe_why);
 	if (dns_rcode != NULL)
 		(void)snprintf(rcode, sizeof(rcode), "; rcode=\"%s\"", dns_rcode);
+	if (received_status > 0)
+		(void)snprintf(received, sizeof(received), "; received-status=%d", received_status);
 	int len = snprintf(out, RESPONSE_MAX_BYTES,
 			   "HTTP/1.1 %d %s\r\n"
 			   "Content-Type: text/plain\r\n"
 			   "Content-Length: %d\r\n"
 			   "Connection: close\r\n"
-			   "Proxy-Status: tunneld; error=%s%s; details=\"%s\"\r\n"
+			   "Proxy-Status: tunneld; error=%s%s%s; details=\"%s\"\r\n"
 			   "%s"
 			   "\r\n"
 			   "%s",
-			   wire->status, wire->reason, body_len, wire->proxy_status_error, rcode, safe_why,
+			   wire->status, wire->reason, body_len, wire->proxy_status_error, rcode, received, safe_why,
 			   wire->extra_fields, body);
 	return (size_t)len;
 }

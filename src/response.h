@@ -25,6 +25,9 @@ enum failure {
 	FAILURE_HOST_UNREACHABLE, /* the network has no such host */
 	FAILURE_CONNECT_TIMEOUT,
 	FAILURE_DESTINATION_UNAVAILABLE,
+	FAILURE_RULE_DENIED,     /* the rules file refused the request */
+	FAILURE_PARENT_REFUSED,  /* the parent proxy answered, and not with success */
+	FAILURE_PARENT_BROKEN,   /* the parent proxy's answer was not its protocol */
 	FAILURE_COUNT
 };
 
@@ -36,8 +39,10 @@ int failure_status(enum failure failure);
 /*
  * Formats the complete response for a failure into out (RESPONSE_MAX_BYTES).
  * why is one line of plain text for the body and the Proxy-Status details;
- * dns_rcode, if not NULL, goes into Proxy-Status rcode. Returns its length.
+ * dns_rcode, if not NULL, goes into Proxy-Status rcode, and received_status,
+ * if not 0, into received-status (a parent proxy's answer, RFC 9209 §2.1.3).
+ * Returns its length.
  */
-size_t response_format(char *out, enum failure failure, const char *why, const char *dns_rcode);
+size_t response_format(char *out, enum failure failure, const char *why, const char *dns_rcode, int received_status);
 
 #endif

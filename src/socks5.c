@@ -159,6 +159,7 @@ enum socks5_reply socks5_reply_for(enum failure failure)
 	case FAILURE_PORT_DENIED:
 	case FAILURE_HOST_DENIED:
 	case FAILURE_DESTINATION_DENIED:
+	case FAILURE_RULE_DENIED:
 	case FAILURE_AUTH_REQUIRED:
 		return SOCKS5_NOT_ALLOWED;
 	case FAILURE_UNROUTABLE:
@@ -178,6 +179,8 @@ enum socks5_reply socks5_reply_for(enum failure failure)
 	case FAILURE_HEADER_TIMEOUT:
 	case FAILURE_HEAD_TOO_LARGE:
 	case FAILURE_DESTINATION_UNAVAILABLE:
+	case FAILURE_PARENT_REFUSED: /* what the parent said is in the record */
+	case FAILURE_PARENT_BROKEN:
 	case FAILURE_COUNT:
 		break;
 	}

@@ -1,0 +1,917 @@
+/*
+ * rules: the rules file's parser and judge (tunneld(8) "RULES").
+ *
+ * A line is a verb and matchers: "allow", "deny" or "via URL", then any of
+ * user, group, from, to, port and protocol, each with a comma-separated
+ * list. Different matchers must all match; the values of one are
+ * alternatives; a rule without a matcher matches everything. Groups are
+ * defined in the file, above their first use. The first rule that matches
+ * decides, and a request no rule matches is denied.
+ *
+ * A name is judged before any lookup as far as the rules allow: when the
+ * rule that decides by name comes before every rule that needs an address,
+ * no lookup is made for a refusal, nor for a via rule (the parent
+ * resolves). Otherwise each resolved address is judged on its own.
+ */
+#include "rules.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TOKEN_MAX_BYTES 1024
+
+static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* Where the parser is: one line of the file. */
+struct cursor {
+	struct rules *rules;
+	struct rules_errors *errors;
+	const char *name;
+	const char *line;
+	size_t len;
+	size_t at;
+	unsigned number;
+	bool failed;          /* the rest of this line is not parsed */
+};
+
+static void __attribute__((format(printf, 3, 4))) error_at(struct cursor *cursor, size_t at, const char *format, ...)
+{
+	struct rules_errors *errors = cursor->errors;
+	va_list args;
+
+	va_start(args, format);
+	cursor->failed = true;
+	if (errors->count++ < RULES_ERRORS_MAX) {
+		char *out = errors->messages[errors->count - 1];
+		int used = snprintf(out, RULES_ERROR_MAX_BYTES, "%s:%u:%zu: ", cursor->name, cursor->number, at + 1);
+		if (used >= 0 && used < RULES_ERROR_MAX_BYTES)
+			/* clang-tidy 14's analyzer loses va_start when it inlines a variadic callee. */
+			(void)vsnprintf(out + used, RULES_ERROR_MAX_BYTES - (size_t)used, format, // NOLINT(clang-analyzer-valist.Uninitialized)
+					args);
+	}
+	va_end(args);
+}
+
+static bool is_delimiter(char c)
+{
+	return c == ' ' || c == '\t' || c == ',' || c == '#' || c == '=';
+}
+
+static void skip_blanks(struct cursor *cursor)
+{
+	while (cursor->at < cursor->len && (cursor->line[cursor->at] == ' ' || cursor->line[cursor->at] == '\t'))
+		cursor->at++;
+}
+
+/* Nothing more on the line but blanks and a comment. */
+static bool at_end(struct cursor *cursor)
+{
+	skip_blanks(cursor);
+	return cursor->at >= cursor->len || cursor->line[cursor->at] == '#';
+}
+
+static bool next_is(struct cursor *cursor, char c)
+{
+	skip_blanks(cursor);
+	return cursor->at < cursor->len && cursor->line[cursor->at] == c;
+}
+
+/*
+ * The next word into out; its column in *column. "=" is a word of its own.
+ * Returns its length, 0 when there is none (end of line, ',' or '#').
+ */
+static size_t next_word(struct cursor *cursor, char *out, size_t size, size_t *column)
+{
+	out[0] = '\0';
+	skip_blanks(cursor);
+	*column = cursor->at;
+	size_t start = cursor->at;
+	if (cursor->at < cursor->len && cursor->line[cursor->at] == '=')
+		cursor->at++;
+	else
+		while (cursor->at < cursor->len && !is_delimiter(cursor->line[cursor->at]))
+			cursor->at++;
+	size_t len = cursor->at - start;
+	if (len >= size) {
+		error_at(cursor, start, "word longer than %zu bytes", size - 1);
+		return 0;
+	}
+	memcpy(out, cursor->line + start, len);
+	out[len] = '\0';
+	return len;
+}
+
+/* What was found where something else was expected, for an error message. */
+static const char *found(struct cursor *cursor, const char *word)
+{
+	if (*word != '\0')
+		return word;
+	if (cursor->at >= cursor->len)
+		return "end of line";
+	switch (cursor->line[cursor->at]) {
+	case ',':
+		return "','";
+	case '#':
+		return "a comment";
+	default:
+		return "'='";
+	}
+}
+
+static uint32_t store_text(struct cursor *cursor, size_t column, const char *text)
+{
+	struct rules *rules = cursor->rules;
+	size_t len = strlen(text);
+
+	if (len + 1 > RULES_TEXT_MAX_BYTES - rules->text_len) {
+		error_at(cursor, column, "more names than tunneld keeps (%d bytes of them)", RULES_TEXT_MAX_BYTES);
+		return 0;
+	}
+	uint32_t offset = rules->text_len;
+	memcpy(rules->text + offset, text, len + 1);
+	rules->text_len += (uint32_t)(len + 1);
+	return offset;
+}
+
+static struct rule_item *new_item(struct cursor *cursor, size_t column, enum rule_item_kind kind)
+{
+	struct rules *rules = cursor->rules;
+
+	if (rules->item_count >= RULE_ITEMS_MAX) {
+		error_at(cursor, column, "more than %d values in the file", RULE_ITEMS_MAX);
+		return NULL;
+	}
+	struct rule_item *item = &rules->items[rules->item_count++];
+	memset(item, 0, sizeof(*item));
+	item->kind = kind;
+	return item;
+}
+
+/* Users, group and host names: letters, digits and - . _ @ (user names as htpasswd files have them). */
+static bool is_name_text(const char *text, const char *extra)
+{
+	for (const char *c = text; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      strchr("-._", *c) != NULL || (extra != NULL && strchr(extra, *c) != NULL)))
+			return false;
+	return true;
+}
+
+static int find_group(const struct rules *rules, const char *name)
+{
+	for (unsigned i = 0; i < rules->group_count; i++)
+		if (strcmp(rules->text + rules->groups[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void add_user(struct cursor *cursor, const char *word, size_t column)
+{
+	if (!is_name_text(word, "@+")) {
+		error_at(cursor, column, "expected a user name (letters, digits, - . _ @ +), found '%s'", word);
+		return;
+	}
+	struct rule_item *item = new_item(cursor, column, ITEM_USER);
+	if (item != NULL)
+		item->u.name.offset = store_text(cursor, column, word);
+}
+
+static void add_group(struct cursor *cursor, const char *word, size_t column)
+{
+	int group = find_group(cursor->rules, word);
+	if (group < 0) {
+		error_at(cursor, column, "unknown group '%s' (define it above: group %s = USER ...)", word, word);
+		return;
+	}
+	struct rule_item *item = new_item(cursor, column, ITEM_GROUP);
+	if (item != NULL)
+		item->u.group = (unsigned)group;
+}
+
+static void add_source(struct cursor *cursor, const char *word, size_t column)
+{
+	struct rule_net net;
+	const char *why = "malformed";
+	if (policy_parse_net(word, &net.family, net.address, &net.prefix, &why) < 0) {
+		error_at(cursor, column, "expected a network as 10.0.0.0/8 or 2001:db8::/32, found '%s' (%s)", word, why);
+		return;
+	}
+	struct rule_item *item = new_item(cursor, column, ITEM_SOURCE_NET);
+	if (item != NULL)
+		item->u.net = net;
+}
+
+static bool looks_like_address(const char *word)
+{
+	return strchr(word, ':') != NULL || strchr(word, '/') != NULL ||
+	       strspn(word, "0123456789.") == strlen(word);
+}
+
+static void add_destination(struct cursor *cursor, const char *word, size_t column)
+{
+	struct rule_item *item;
+	struct rule_net net;
+	const char *why = "malformed";
+
+	if (strcmp(word, "*") == 0 || strcmp(word, "public") == 0) {
+		(void)new_item(cursor, column, word[0] == '*' ? ITEM_DEST_ANY : ITEM_DEST_PUBLIC);
+		return;
+	}
+	if (looks_like_address(word)) {
+		if (policy_parse_net(word, &net.family, net.address, &net.prefix, &why) < 0) {
+			error_at(cursor, column, "expected an address or a network as 10.0.0.0/8, found '%s' (%s)", word,
+				 why);
+			return;
+		}
+		item = new_item(cursor, column, ITEM_DEST_NET);
+		if (item != NULL)
+			item->u.net = net;
+		return;
+	}
+	const char *name = strncmp(word, "*.", 2) == 0 ? word + 2 : word;
+	if (policy_check_host_pattern(word, &why) < 0 || !is_name_text(name, NULL) || name[0] == '.' ||
+	    strstr(name, "..") != NULL) {
+		error_at(cursor, column, "expected a host name, *.domain, an address, a network, public or *, found '%s'",
+			 word);
+		return;
+	}
+	item = new_item(cursor, column, ITEM_DEST_NAME);
+	if (item != NULL)
+		item->u.name.offset = store_text(cursor, column, word);
+}
+
+static void add_port(struct cursor *cursor, const char *word, size_t column)
+{
+	struct port_range range = { 1, 65535 };
+	if (strcmp(word, "*") != 0 && policy_parse_port_range(word, &range) < 0) {
+		error_at(cursor, column, "expected a port 1-65535, a range as 8000-8999, or *, found '%s'", word);
+		return;
+	}
+	struct rule_item *item = new_item(cursor, column, ITEM_PORT);
+	if (item != NULL)
+		item->u.ports = range;
+}
+
+static void add_protocol(struct cursor *cursor, const char *word, size_t column, struct rule *rule)
+{
+	if (strcmp(word, "http") == 0)
+		rule->protocols |= RULE_PROTOCOL_HTTP;
+	else if (strcmp(word, "socks5") == 0)
+		rule->protocols |= RULE_PROTOCOL_SOCKS5;
+	else
+		error_at(cursor, column, "expected http or socks5, found '%s'", word);
+}
+
+/* A comma-separated list after keyword, each value given to add. */
+static void parse_list(struct cursor *cursor, const char *keyword, const char *what,
+		       void (*add)(struct cursor *, const char *, size_t), struct rule *rule)
+{
+	char word[TOKEN_MAX_BYTES];
+	size_t column;
+
+	for (;;) {
+		if (next_word(cursor, word, sizeof(word), &column) == 0) {
+			if (!cursor->failed)
+				error_at(cursor, column, "expected %s after '%s', found %s", what, keyword,
+					 found(cursor, word));
+			return;
+		}
+		if (add != NULL)
+			add(cursor, word, column);
+		else
+			add_protocol(cursor, word, column, rule);
+		if (cursor->failed || !next_is(cursor, ','))
+			return;
+		cursor->at++;
+	}
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* URL userinfo part, %XX decoded, into out; no control bytes. 0, or -1. */
+static int percent_decode(const char *text, size_t len, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)text[i];
+		if (c == '%') {
+			if (i + 2 >= len)
+				return -1;
+			int high = hex_value(text[i + 1]);
+			int low = hex_value(text[i + 2]);
+			if (high < 0 || low < 0)
+				return -1;
+			c = high * 16 + low;
+			i += 2;
+		}
+		if (c < 0x20 || c == 0x7f || n + 1 >= size)
+			return -1;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* "http://[user:password@]host:port" or "socks5://..." into parent; 0, or -1 with an error given. */
+static int parse_parent(struct cursor *cursor, const char *url, size_t column, struct parent *parent)
+{
+	const char *rest;
+	struct request authority;
+
+	memset(parent, 0, sizeof(*parent));
+	if (strncmp(url, "http://", 7) == 0) {
+		parent->scheme = PARENT_HTTP;
+		rest = url + 7;
+	} else if (strncmp(url, "socks5://", 9) == 0 || strncmp(url, "socks5h://", 10) == 0) {
+		parent->scheme = PARENT_SOCKS5;
+		rest = strchr(url, '/') + 2;
+	} else {
+		error_at(cursor, column, "expected a parent as http://HOST:PORT or socks5://HOST:PORT, found '%s'", url);
+		return -1;
+	}
+	const char *at_sign = strrchr(rest, '@');
+	if (at_sign != NULL) {
+		const char *colon = memchr(rest, ':', (size_t)(at_sign - rest));
+		size_t user_len = (size_t)((colon != NULL ? colon : at_sign) - rest);
+		if (user_len == 0 || percent_decode(rest, user_len, parent->user, sizeof(parent->user)) < 0 ||
+		    strchr(parent->user, ':') != NULL ||
+		    (colon != NULL &&
+		     percent_decode(colon + 1, (size_t)(at_sign - colon - 1), parent->password, sizeof(parent->password)) < 0)) {
+			error_at(cursor, column,
+				 "expected the parent's login as user:password@ (at most %d bytes each, %%XX for "
+				 "special characters, no control characters)",
+				 PARENT_LOGIN_MAX_BYTES);
+			return -1;
+		}
+		parent->has_login = true;
+		rest = at_sign + 1;
+	}
+	size_t rest_len = strlen(rest);
+	if (rest_len > 0 && rest[rest_len - 1] == '/')
+		rest_len--; /* "http://proxy:3128/" as URLs are often written */
+	if (request_parse_authority(rest, rest_len, &authority) < 0) {
+		error_at(cursor, column, "expected the parent's HOST:PORT after the scheme (%s)", authority.why);
+		return -1;
+	}
+	parent->host_kind = authority.host_kind;
+	memcpy(parent->host, authority.host, sizeof(parent->host));
+	parent->port = authority.port;
+	(void)snprintf(parent->display, sizeof(parent->display), "%s://%s%s%s:%u",
+		       parent->scheme == PARENT_HTTP ? "http" : "socks5", parent->host_kind == HOST_IPV6 ? "[" : "",
+		       parent->host, parent->host_kind == HOST_IPV6 ? "]" : "", parent->port);
+	return 0;
+}
+
+static bool same_parent(const struct parent *a, const struct parent *b)
+{
+	return a->scheme == b->scheme && a->port == b->port && a->has_login == b->has_login &&
+	       strcmp(a->host, b->host) == 0 && strcmp(a->user, b->user) == 0 && strcmp(a->password, b->password) == 0;
+}
+
+static unsigned add_parent(struct cursor *cursor, const struct parent *parent, size_t column)
+{
+	struct rules *rules = cursor->rules;
+
+	for (unsigned i = 0; i < rules->parent_count; i++)
+		if (same_parent(&rules->parents[i], parent))
+			return i;
+	if (rules->parent_count >= RULES_PARENTS_MAX) {
+		error_at(cursor, column, "more than %d different parents", RULES_PARENTS_MAX);
+		return 0;
+	}
+	rules->parents[rules->parent_count] = *parent;
+	rules->has_login = rules->has_login || parent->has_login;
+	return rules->parent_count++;
+}
+
+/* "group NAME = USER USER, USER" */
+static void parse_group(struct cursor *cursor)
+{
+	struct rules *rules = cursor->rules;
+	char word[TOKEN_MAX_BYTES];
+	size_t column;
+
+	if (next_word(cursor, word, sizeof(word), &column) == 0 || strcmp(word, "=") == 0 || !is_name_text(word, NULL)) {
+		if (!cursor->failed)
+			error_at(cursor, column, "expected a group name (letters, digits, - . _) after 'group', found %s",
+				 found(cursor, word));
+		return;
+	}
+	if (find_group(rules, word) >= 0) {
+		error_at(cursor, column, "group '%s' is already defined", word);
+		return;
+	}
+	if (rules->group_count >= RULES_GROUPS_MAX) {
+		error_at(cursor, column, "more than %d groups", RULES_GROUPS_MAX);
+		return;
+	}
+	struct rules_group group = { .name = store_text(cursor, column, word), .first_member = rules->member_count };
+	if (next_word(cursor, word, sizeof(word), &column) == 0 || strcmp(word, "=") != 0) {
+		if (!cursor->failed)
+			error_at(cursor, column, "expected '=' after the group's name, found %s", found(cursor, word));
+		return;
+	}
+	while (!at_end(cursor)) {
+		if (next_is(cursor, ',')) {
+			cursor->at++;
+			continue;
+		}
+		if (next_word(cursor, word, sizeof(word), &column) == 0 || !is_name_text(word, "@+")) {
+			if (!cursor->failed)
+				error_at(cursor, column, "expected a user name (letters, digits, - . _ @ +), found %s",
+					 found(cursor, word));
+			return;
+		}
+		if (rules->member_count >= RULE_ITEMS_MAX) {
+			error_at(cursor, column, "more than %d group members", RULE_ITEMS_MAX);
+			return;
+		}
+		rules->member_offsets[rules->member_count++] = store_text(cursor, column, word);
+		group.member_count++;
+	}
+	if (group.member_count == 0) {
+		error_at(cursor, cursor->at, "expected the group's members after '='");
+		return;
+	}
+	if (!cursor->failed)
+		rules->groups[rules->group_count++] = group;
+}
+
+static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_column)
+{
+	struct rules *rules = cursor->rules;
+	struct rule rule = { .verb = verb, .line = cursor->number, .first_item = rules->item_count };
+	char word[TOKEN_MAX_BYTES];
+	size_t column;
+	bool seen_user = false, seen_group = false;
+
+	if (rules->rule_count >= RULES_MAX) {
+		error_at(cursor, verb_column, "more than %d rules", RULES_MAX);
+		return;
+	}
+	if (verb == RULE_VERB_VIA) {
+		struct parent parent;
+		if (next_word(cursor, word, sizeof(word), &column) == 0) {
+			if (!cursor->failed)
+				error_at(cursor, column, "expected a parent as http://HOST:PORT or socks5://HOST:PORT after "
+					 "'via', found %s", found(cursor, word));
+			return;
+		}
+		if (parse_parent(cursor, word, column, &parent) < 0)
+			return;
+		rule.parent = add_parent(cursor, &parent, column);
+	}
+	while (!cursor->failed && !at_end(cursor)) {
+		if (next_word(cursor, word, sizeof(word), &column) == 0) {
+			if (!cursor->failed)
+				error_at(cursor, column, "expected user, group, from, to, port or protocol, found %s",
+					 found(cursor, word));
+			break;
+		}
+		bool *seen;
+		if (strcmp(word, "user") == 0)
+			seen = &seen_user;
+		else if (strcmp(word, "group") == 0)
+			seen = &seen_group;
+		else if (strcmp(word, "from") == 0)
+			seen = &rule.has_from;
+		else if (strcmp(word, "to") == 0)
+			seen = &rule.has_to;
+		else if (strcmp(word, "port") == 0)
+			seen = &rule.has_port;
+		else if (strcmp(word, "protocol") == 0)
+			seen = NULL;
+		else {
+			error_at(cursor, column, "expected user, group, from, to, port or protocol, found '%s'", word);
+			break;
+		}
+		if ((seen != NULL && *seen) || (seen == NULL && rule.protocols != 0)) {
+			error_at(cursor, column, "'%s' is already given in this rule: list its values with commas", word);
+			break;
+		}
+		if (seen != NULL)
+			*seen = true;
+		if (seen == &seen_user)
+			parse_list(cursor, "user", "a user name", add_user, &rule);
+		else if (seen == &seen_group)
+			parse_list(cursor, "group", "a group name", add_group, &rule);
+		else if (seen == &rule.has_from)
+			parse_list(cursor, "from", "a network", add_source, &rule);
+		else if (seen == &rule.has_to)
+			parse_list(cursor, "to", "a destination", add_destination, &rule);
+		else if (seen == &rule.has_port)
+			parse_list(cursor, "port", "a port", add_port, &rule);
+		else
+			parse_list(cursor, "protocol", "http or socks5", NULL, &rule);
+		if (!cursor->failed && next_is(cursor, '=')) {
+			error_at(cursor, cursor->at, "expected a matcher, found '='");
+			break;
+		}
+	}
+	if (cursor->failed) {
+		rules->item_count = rule.first_item;
+		return;
+	}
+	rule.has_who = seen_user || seen_group;
+	rule.item_count = rules->item_count - rule.first_item;
+	rules->rules[rules->rule_count++] = rule;
+}
+
+static void parse_line(struct cursor *cursor)
+{
+	char word[TOKEN_MAX_BYTES];
+	size_t column;
+
+	for (size_t i = 0; i < cursor->len; i++) {
+		unsigned char c = (unsigned char)cursor->line[i];
+		if ((c < 0x20 && c != '\t') || c >= 0x7f) {
+			error_at(cursor, i, "unexpected byte 0x%02x (the file is plain ASCII)", c);
+			return;
+		}
+	}
+	if (at_end(cursor))
+		return;
+	if (next_word(cursor, word, sizeof(word), &column) == 0) {
+		if (!cursor->failed)
+			error_at(cursor, column, "expected allow, deny, via or group, found %s", found(cursor, word));
+		return;
+	}
+	if (strcmp(word, "allow") == 0)
+		parse_rule(cursor, RULE_VERB_ALLOW, column);
+	else if (strcmp(word, "deny") == 0)
+		parse_rule(cursor, RULE_VERB_DENY, column);
+	else if (strcmp(word, "via") == 0)
+		parse_rule(cursor, RULE_VERB_VIA, column);
+	else if (strcmp(word, "group") == 0)
+		parse_group(cursor);
+	else
+		error_at(cursor, column, "expected allow, deny, via or group, found '%s'", word);
+}
+
+unsigned rules_parse(struct rules *rules, const char *text, size_t len, const char *name, struct rules_errors *errors)
+{
+	struct cursor cursor = { .rules = rules, .errors = errors, .name = name };
+	size_t start = 0;
+
+	errors->count = 0;
+	rules->source = text;
+	rules->source_len = len;
+	while (start < len) {
+		const char *newline = memchr(text + start, '\n', len - start);
+		size_t end = newline != NULL ? (size_t)(newline - text) : len;
+		cursor.line = text + start;
+		cursor.len = end - start;
+		cursor.at = 0;
+		cursor.number++;
+		cursor.failed = false;
+		if (cursor.len > 0 && cursor.line[cursor.len - 1] == '\r')
+			cursor.len--;
+		if (cursor.len > RULES_LINE_MAX_BYTES)
+			error_at(&cursor, RULES_LINE_MAX_BYTES, "line longer than %d bytes", RULES_LINE_MAX_BYTES);
+		else
+			parse_line(&cursor);
+		start = end + 1;
+	}
+	return errors->count;
+}
+
+static void __attribute__((format(printf, 2, 3))) load_error(struct rules_errors *errors, const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	if (errors->count++ < RULES_ERRORS_MAX)
+		(void)vsnprintf(errors->messages[errors->count - 1], RULES_ERROR_MAX_BYTES, format, // NOLINT(clang-analyzer-valist.Uninitialized)
+				args);
+	va_end(args);
+}
+
+unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *errors)
+{
+	static char text[RULES_FILE_MAX_BYTES + 1];
+	char full_path[4096];
+	const char *credentials_directory = getenv("CREDENTIALS_DIRECTORY");
+	struct stat st;
+	size_t len = 0;
+
+	errors->count = 0;
+	if (path[0] != '/' && credentials_directory != NULL) {
+		if ((size_t)snprintf(full_path, sizeof(full_path), "%s/%s", credentials_directory, path) >=
+		    sizeof(full_path)) {
+			load_error(errors, "rules file path too long");
+			return errors->count;
+		}
+		path = full_path;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		load_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
+		return errors->count;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		load_error(errors, "rules file %s: not a regular file", path);
+		(void)close(fd);
+		return errors->count;
+	}
+	while (len < sizeof(text)) {
+		ssize_t n = read(fd, text + len, sizeof(text) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			load_error(errors, "cannot read rules file %s: %s", path, strerror(errno));
+			(void)close(fd);
+			return errors->count;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	(void)close(fd);
+	if (len > RULES_FILE_MAX_BYTES) {
+		load_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
+		return errors->count;
+	}
+	if (rules_parse(rules, text, len, path, errors) > 0)
+		return errors->count;
+	/* A password readable by every local user is no secret: refuse the file until it is one. */
+	if (rules->has_login && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		load_error(errors, "rules file %s: holds a parent's password but is readable by group or others "
+			   "(chmod go= it, or hand it over with LoadCredential=)", path);
+	return errors->count;
+}
+
+/* ---- the judge ---- */
+
+static bool net_contains(const struct rule_net *net, int family, const uint8_t *address)
+{
+	return net->family == family && policy_prefix_contains(net->address, net->prefix, address);
+}
+
+static bool in_group(const struct rules *rules, unsigned group, const char *user)
+{
+	const struct rules_group *members = &rules->groups[group];
+	for (uint32_t i = 0; i < members->member_count; i++)
+		if (strcmp(rules->text + rules->member_offsets[members->first_member + i], user) == 0)
+			return true;
+	return false;
+}
+
+/* The matchers that do not look at the destination's address: who, from, port, protocol. */
+static bool subject_matches(const struct rules *rules, const struct rule *rule, const struct rules_subject *subject)
+{
+	bool who = !rule->has_who, from = !rule->has_from, port = !rule->has_port;
+	uint8_t source[16];
+	int source_family = subject->source_family;
+
+	if (rule->protocols != 0 && (rule->protocols & subject->protocol) == 0)
+		return false;
+	memcpy(source, subject->source, sizeof(source));
+	/* A dual-stack socket names an IPv4 client as ::ffff:a.b.c.d: it is judged as the IPv4 address it is. */
+	if (source_family == AF_INET6 && memcmp(source, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0) {
+		memmove(source, source + 12, 4);
+		source_family = AF_INET;
+	}
+	for (uint32_t i = 0; i < rule->item_count; i++) {
+		const struct rule_item *item = &rules->items[rule->first_item + i];
+		switch (item->kind) {
+		case ITEM_USER:
+			who = who || (subject->user != NULL && strcmp(rules->text + item->u.name.offset, subject->user) == 0);
+			break;
+		case ITEM_GROUP:
+			who = who || (subject->user != NULL && in_group(rules, item->u.group, subject->user));
+			break;
+		case ITEM_SOURCE_NET:
+			from = from || (subject->has_source && net_contains(&item->u.net, source_family, source));
+			break;
+		case ITEM_PORT:
+			port = port || (subject->port >= item->u.ports.first && subject->port <= item->u.ports.last);
+			break;
+		case ITEM_DEST_NAME:
+		case ITEM_DEST_NET:
+		case ITEM_DEST_PUBLIC:
+		case ITEM_DEST_ANY:
+			break;
+		}
+	}
+	return who && from && port;
+}
+
+struct destination_match {
+	bool by_name;         /* a name, *.domain, IP literal or * matched, or the rule has no "to" */
+	bool by_address;      /* a network or public matched the address */
+	bool needs_address;   /* the rule has networks or public: an address could match */
+	int naming_prefix;    /* the longest network that contains the address, or -1 */
+};
+
+/* address NULL: not known (before the lookup, a failed lookup, or a via rule for a name). */
+static void match_destination(const struct rules *rules, const struct rule *rule, const struct rules_subject *subject,
+			      int family, const uint8_t *address, struct destination_match *match)
+{
+	*match = (struct destination_match){ .by_name = !rule->has_to, .naming_prefix = -1 };
+	for (uint32_t i = 0; i < rule->item_count; i++) {
+		const struct rule_item *item = &rules->items[rule->first_item + i];
+		switch (item->kind) {
+		case ITEM_DEST_ANY:
+			match->by_name = true;
+			break;
+		case ITEM_DEST_NAME:
+			match->by_name = match->by_name ||
+					 policy_host_matches(rules->text + item->u.name.offset, subject->host,
+							     subject->host_is_ip_literal);
+			break;
+		case ITEM_DEST_NET:
+			match->needs_address = true;
+			if (address != NULL && net_contains(&item->u.net, family, address)) {
+				match->by_address = true;
+				if ((int)item->u.net.prefix > match->naming_prefix)
+					match->naming_prefix = (int)item->u.net.prefix;
+			}
+			break;
+		case ITEM_DEST_PUBLIC:
+			match->needs_address = true;
+			match->by_address = match->by_address || (address != NULL && policy_address_is_public(family, address));
+			break;
+		case ITEM_USER:
+		case ITEM_GROUP:
+		case ITEM_SOURCE_NET:
+		case ITEM_PORT:
+			break;
+		}
+	}
+}
+
+static enum rules_action decide(struct rules_verdict *verdict, enum rules_action action, int rule, const char *why)
+{
+	*verdict = (struct rules_verdict){ .action = action, .rule = rule, .why = why };
+	return action;
+}
+
+static enum rules_action action_of(enum rule_verb verb)
+{
+	switch (verb) {
+	case RULE_VERB_ALLOW:
+		return RULES_ALLOW;
+	case RULE_VERB_VIA:
+		return RULES_VIA;
+	case RULE_VERB_DENY:
+		break;
+	}
+	return RULES_DENY;
+}
+
+/*
+ * The rules for one form of an address (family, address), or for none
+ * (address NULL). A name that goes via a parent is never judged by our
+ * lookup's addresses: the parent resolves it.
+ */
+static enum rules_action judge_form(const struct rules *rules, const struct policy *policy, const struct rules_subject *subject,
+		       int family, const uint8_t *address, struct rules_verdict *verdict)
+{
+	for (unsigned i = 0; i < rules->rule_count; i++) {
+		const struct rule *rule = &rules->rules[i];
+		struct destination_match match;
+		bool via_a_name = rule->verb == RULE_VERB_VIA && !subject->host_is_ip_literal;
+		if (!subject_matches(rules, rule, subject))
+			continue;
+		match_destination(rules, rule, subject, family, via_a_name ? NULL : address, &match);
+		if (!match.by_name && !match.by_address)
+			continue;
+		if (rule->verb == RULE_VERB_DENY)
+			return decide(verdict, RULES_DENY, (int)i, "denied by a rule");
+		const struct dest_rule *builtin;
+		if (address != NULL && !via_a_name && policy_builtin_deny(policy, family, address, &builtin) > match.naming_prefix)
+			return decide(verdict, RULES_DENY, (int)i,
+				      "address in a built-in deny range that the matching rule does not name");
+		return decide(verdict, action_of(rule->verb), (int)i,
+			      rule->verb == RULE_VERB_VIA ? "sent via a parent by a rule" : "allowed by a rule");
+	}
+	return decide(verdict, RULES_DENY, -1, "no rule matches");
+}
+
+/* Worst first: a form denied denies the address; a form sent via a parent keeps it from a direct connection. */
+static int severity(enum rules_action action)
+{
+	switch (action) {
+	case RULES_DENY:
+		return 2;
+	case RULES_VIA:
+		return 1;
+	case RULES_ALLOW:
+	case RULES_NEEDS_ADDRESSES:
+		break;
+	}
+	return 0;
+}
+
+enum rules_action rules_judge_address(const struct rules *rules, const struct policy *policy,
+				      const struct rules_subject *subject, const struct sockaddr *address,
+				      struct rules_verdict *verdict)
+{
+	uint8_t v4[4];
+
+	if (address == NULL)
+		return judge_form(rules, policy, subject, AF_UNSPEC, NULL, verdict);
+	if (address->sa_family == AF_INET)
+		return judge_form(rules, policy, subject, AF_INET,
+				  (const uint8_t *)&((const struct sockaddr_in *)(const void *)address)->sin_addr, verdict);
+	if (address->sa_family != AF_INET6)
+		return decide(verdict, RULES_DENY, -1, "not an IP address");
+	const uint8_t *v6 = ((const struct sockaddr_in6 *)(const void *)address)->sin6_addr.s6_addr;
+	/* ::ffff:a.b.c.d is the IPv4 address itself (RFC 4291 §2.5.5.2), as a rule's network of that form is. */
+	if (memcmp(v6, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0)
+		return judge_form(rules, policy, subject, AF_INET, v6 + 12, verdict);
+	judge_form(rules, policy, subject, AF_INET6, v6, verdict);
+	if (policy_embedded_ipv4(policy, v6, v4)) {
+		struct rules_verdict as_ipv4;
+		judge_form(rules, policy, subject, AF_INET, v4, &as_ipv4);
+		if (severity(as_ipv4.action) > severity(verdict->action))
+			*verdict = as_ipv4;
+	}
+	return verdict->action;
+}
+
+enum rules_action rules_judge_request(const struct rules *rules, const struct policy *policy,
+				      const struct rules_subject *subject, struct rules_verdict *verdict)
+{
+	bool address_rule_before = false, address_allow_before = false;
+
+	if (subject->host_is_ip_literal) {
+		/* The address is known: judge it, as the connection will. */
+		struct sockaddr_storage literal = { 0 };
+		struct sockaddr_in *v4 = (struct sockaddr_in *)&literal;
+		struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&literal;
+		if (inet_pton(AF_INET, subject->host, &v4->sin_addr) == 1)
+			literal.ss_family = AF_INET;
+		else if (inet_pton(AF_INET6, subject->host, &v6->sin6_addr) == 1)
+			literal.ss_family = AF_INET6;
+		else
+			return decide(verdict, RULES_DENY, -1, "not an IP address");
+		if (rules_judge_address(rules, policy, subject, (const struct sockaddr *)&literal, verdict) == RULES_ALLOW)
+			verdict->action = RULES_NEEDS_ADDRESSES;
+		return verdict->action;
+	}
+	for (unsigned i = 0; i < rules->rule_count; i++) {
+		const struct rule *rule = &rules->rules[i];
+		struct destination_match match;
+		if (!subject_matches(rules, rule, subject))
+			continue;
+		match_destination(rules, rule, subject, AF_UNSPEC, NULL, &match);
+		if (!match.by_name) {
+			if (match.needs_address && rule->verb != RULE_VERB_VIA) {
+				address_rule_before = true;
+				address_allow_before = address_allow_before || rule->verb == RULE_VERB_ALLOW;
+			}
+			continue;
+		}
+		if (rule->verb == RULE_VERB_DENY && !address_allow_before)
+			return decide(verdict, RULES_DENY, (int)i, "denied by a rule");
+		if (rule->verb == RULE_VERB_VIA && !address_rule_before)
+			return decide(verdict, RULES_VIA, (int)i, "sent via a parent by a rule");
+		return decide(verdict, RULES_NEEDS_ADDRESSES, (int)i, "the addresses decide");
+	}
+	if (!address_allow_before)
+		return decide(verdict, RULES_DENY, -1, "no rule matches");
+	return decide(verdict, RULES_NEEDS_ADDRESSES, -1, "the addresses decide");
+}
+
+unsigned rules_line(const struct rules *rules, int rule)
+{
+	return rule >= 0 && (unsigned)rule < rules->rule_count ? rules->rules[rule].line : 0;
+}
+
+void rules_line_text(const struct rules *rules, unsigned number, char *out, size_t size)
+{
+	size_t start = 0;
+
+	out[0] = '\0';
+	for (unsigned line = 1; start < rules->source_len; line++) {
+		const char *newline = memchr(rules->source + start, '\n', rules->source_len - start);
+		size_t end = newline != NULL ? (size_t)(newline - rules->source) : rules->source_len;
+		if (line == number) {
+			size_t len = end - start;
+			while (len > 0 && (rules->source[start + len - 1] == '\r' || rules->source[start + len - 1] == ' '))
+				len--;
+			(void)snprintf(out, size, "%.*s", (int)len, rules->source + start);
+			return;
+		}
+		start = end + 1;
+	}
+}

@@ -1,0 +1,190 @@
+/*
+ * rules: who may reach what, from a file a person can read aloud
+ * (tunneld(8) "RULES"). One rule a line, first match wins:
+ *
+ *	group ops = alice bob
+ *	allow group ops to *.internal port 22
+ *	allow from 10.1.0.0/16 to public port 443
+ *	via http://proxy.partner.example:3128 to partner.example, *.partner.example
+ *	deny
+ *
+ * The parser and the judge are pure: text in, a table out; a table and a
+ * request in, a verdict out. No I/O but rules_load(), so both can be
+ * fuzzed and explained without a connection.
+ */
+#ifndef TUNNELD_RULES_H
+#define TUNNELD_RULES_H
+
+#include "policy.h"
+#include "request.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define RULES_FILE_MAX_BYTES ((size_t)1024 * 1024)
+#define RULES_LINE_MAX_BYTES 4096
+#define RULES_MAX 8192
+#define RULE_ITEMS_MAX 65536
+#define RULES_TEXT_MAX_BYTES (512 * 1024)
+#define RULES_GROUPS_MAX 256
+#define RULES_PARENTS_MAX 64
+#define RULES_ERRORS_MAX 16
+#define RULES_ERROR_MAX_BYTES 256
+#define PARENT_LOGIN_MAX_BYTES 255   /* RFC 1929's limit, which Basic then also has */
+#define PARENT_DISPLAY_MAX_BYTES (HOST_MAX_BYTES + 24)
+
+enum rule_verb { RULE_VERB_ALLOW, RULE_VERB_DENY, RULE_VERB_VIA };
+
+enum parent_scheme { PARENT_HTTP, PARENT_SOCKS5 };
+
+/* An upstream proxy a via rule sends tunnels through. */
+struct parent {
+	enum parent_scheme scheme;
+	enum host_kind host_kind;
+	char host[HOST_MAX_BYTES + 2];      /* as connected: no brackets */
+	unsigned port;
+	bool has_login;
+	char user[PARENT_LOGIN_MAX_BYTES + 1];
+	char password[PARENT_LOGIN_MAX_BYTES + 1];
+	char display[PARENT_DISPLAY_MAX_BYTES]; /* "http://host:port", never the login: for records */
+};
+
+enum rule_item_kind {
+	ITEM_USER,        /* who: a user name */
+	ITEM_GROUP,       /* who: a group's members */
+	ITEM_SOURCE_NET,  /* from: the client's network */
+	ITEM_DEST_NAME,   /* to: a name, *.domain or an IP literal, as asked */
+	ITEM_DEST_NET,    /* to: an address range, judged on each address */
+	ITEM_DEST_PUBLIC, /* to: an address that is globally reachable */
+	ITEM_DEST_ANY,    /* to: * */
+	ITEM_PORT,
+};
+
+struct rule_net {
+	int family;
+	uint8_t address[16];
+	unsigned prefix;
+};
+
+struct rule_item {
+	enum rule_item_kind kind;
+	union {
+		struct {
+			uint32_t offset;  /* into rules->text, NUL-terminated */
+		} name;
+		unsigned group;
+		struct rule_net net;
+		struct port_range ports;
+	} u;
+};
+
+#define RULE_PROTOCOL_HTTP 1u
+#define RULE_PROTOCOL_SOCKS5 2u
+
+struct rule {
+	enum rule_verb verb;
+	unsigned parent;          /* for via: index into rules->parents */
+	unsigned line;
+	uint32_t first_item;
+	uint32_t item_count;
+	bool has_who, has_from, has_to, has_port;
+	unsigned protocols;       /* RULE_PROTOCOL_* bits; 0: any */
+};
+
+struct rules_group {
+	uint32_t name;            /* offset into text */
+	uint32_t first_member;    /* offsets into text, in member_offsets */
+	uint32_t member_count;
+};
+
+struct rules {
+	unsigned rule_count;
+	struct rule rules[RULES_MAX];
+	uint32_t item_count;
+	struct rule_item items[RULE_ITEMS_MAX];
+	unsigned group_count;
+	struct rules_group groups[RULES_GROUPS_MAX];
+	uint32_t member_count;
+	uint32_t member_offsets[RULE_ITEMS_MAX];
+	unsigned parent_count;
+	struct parent parents[RULES_PARENTS_MAX];
+	bool has_login;           /* some parent's password is in the file */
+	uint32_t text_len;
+	char text[RULES_TEXT_MAX_BYTES];
+	const char *source;       /* the file's text as parsed (rules_load's lives as long as the process) */
+	size_t source_len;
+};
+
+struct rules_errors {
+	unsigned count;           /* every error found; the first RULES_ERRORS_MAX are kept */
+	char messages[RULES_ERRORS_MAX][RULES_ERROR_MAX_BYTES];
+};
+
+/*
+ * Parses text (len bytes, need not end in NUL) into a zeroed rules table.
+ * Each error is kept as "NAME:LINE:COL: what was expected, found what";
+ * parsing goes on after an error, so one run names them all. Returns the
+ * number of errors: 0 means the table is complete.
+ */
+unsigned rules_parse(struct rules *rules, const char *text, size_t len, const char *name,
+		     struct rules_errors *errors);
+
+/*
+ * Reads path (relative paths from $CREDENTIALS_DIRECTORY, as --auth-file)
+ * and parses it. A file that names a parent's password must not be readable
+ * by group or others. Returns the number of errors, each in errors.
+ */
+unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *errors);
+
+/* Who asks for what, as far as it is known. */
+struct rules_subject {
+	const char *user;         /* NULL: no login */
+	bool has_source;
+	int source_family;        /* AF_INET or AF_INET6 */
+	uint8_t source[16];
+	unsigned protocol;        /* RULE_PROTOCOL_HTTP or RULE_PROTOCOL_SOCKS5 */
+	const char *host;         /* as asked: a name or an IP literal without brackets */
+	bool host_is_ip_literal;
+	unsigned port;
+};
+
+enum rules_action {
+	RULES_ALLOW,
+	RULES_DENY,
+	RULES_VIA,
+	RULES_NEEDS_ADDRESSES,    /* before DNS only: the addresses decide */
+};
+
+struct rules_verdict {
+	enum rules_action action;
+	int rule;                 /* index of the deciding rule, or -1 (none matched, or a built-in deny) */
+	const char *why;          /* static text, for the record and --explain */
+};
+
+/*
+ * Before any lookup: what the name alone decides. RULES_NEEDS_ADDRESSES
+ * means resolve, then judge each address; RULES_ALLOW is never returned
+ * for a name, since the built-in denies still need its addresses.
+ */
+enum rules_action rules_judge_request(const struct rules *rules, const struct policy *policy,
+				      const struct rules_subject *subject, struct rules_verdict *verdict);
+
+/*
+ * One resolved address (or, address NULL, none: the lookup failed). An
+ * IPv6 address that carries an IPv4 address must be allowed in both forms,
+ * and an allowed address in a built-in deny needs a rule whose range names
+ * it at least as narrowly.
+ */
+enum rules_action rules_judge_address(const struct rules *rules, const struct policy *policy,
+				      const struct rules_subject *subject, const struct sockaddr *address,
+				      struct rules_verdict *verdict);
+
+/* The source line of rule index (for records and --explain), or 0. */
+unsigned rules_line(const struct rules *rules, int rule);
+
+/* The text of line number (1-based) of the parsed source, without its newline, into out. */
+void rules_line_text(const struct rules *rules, unsigned number, char *out, size_t size);
+
+#endif
