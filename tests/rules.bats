@@ -185,3 +185,200 @@ check_error() {
 	[ "${lines[3]}" = "127.0.0.1: deny (destination rules)" ]
 	[ "${lines[4]}" = "verdict: deny" ]
 }
+
+# Parents are real proxies on loopback, each in the test's own directory
+# (Squid drops to its own user, which must reach it), resolving the test's
+# names through HOSTS_FILE as tunneld does.
+make_parent_dir() {
+	PARENT_DIR=$(mktemp -d /tmp/tunneld-parents.XXXXXX)
+	chmod 777 "$PARENT_DIR"
+	HOSTS_FILE=$PARENT_DIR/hosts
+	printf '127.0.0.1 %s\n' "$@" >"$HOSTS_FILE"
+	chmod 644 "$HOSTS_FILE"
+	# A parent run behind this sees $HOSTS_FILE as /etc/hosts.
+	WITH_HOSTS=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$HOSTS_FILE")
+}
+
+
+# start_file_server: an HTTP server on loopback with FILE_SERVED, 2 MiB; sets TARGET_PORT.
+start_file_server() {
+	mkdir -p "$BATS_TEST_TMPDIR/served"
+	make_file "$BATS_TEST_TMPDIR/served/data" 2
+	start_listener "file server" TARGET_PORT sh -c \
+		'exec python3 -m http.server --bind 127.0.0.1 --directory "$0" "$PORT" >/dev/null 2>&1' "$BATS_TEST_TMPDIR/served"
+}
+
+# fetch_through_proxy HOST [CURL OPTIONS]: the served file through tunneld as HOST, bytes compared.
+fetch_through_proxy() {
+	local host=$1
+	shift
+	rm -f "$BATS_TEST_TMPDIR/fetched"
+	run timeout 20 curl -sS --proxy "http://127.0.0.1:$PROXY_PORT" -p "$@" -o "$BATS_TEST_TMPDIR/fetched" \
+		"http://$host:$TARGET_PORT/data"
+	[ "$status" -eq 0 ] || { echo "$host: $output"; cat "$LOG"; false; }
+	[ "$(sha_of "$BATS_TEST_TMPDIR/fetched")" = "$(sha_of "$BATS_TEST_TMPDIR/served/data")" ]
+}
+
+# start_squid: Squid on loopback; CONNECT to open.squid.test needs no login,
+# blocked.test is refused (403), anything else needs parent:parent-pw (407).
+start_squid() {
+	make_users "$PARENT_DIR/squid-users" parent
+	chmod 644 "$PARENT_DIR/squid-users"
+	cat >"$PARENT_DIR/squid.conf.in" <<-CONF
+		http_port 127.0.0.1:@PORT@
+		pid_filename $PARENT_DIR/squid.pid
+		cache_log $PARENT_DIR/squid-cache.log
+		access_log stdio:$PARENT_DIR/squid-access.log
+		coredump_dir $PARENT_DIR
+		cache deny all
+		shutdown_lifetime 0 seconds
+		auth_param basic program /usr/lib/squid/basic_ncsa_auth $PARENT_DIR/squid-users
+		acl authed proxy_auth REQUIRED
+		acl open dstdomain open.squid.test
+		acl blocked dstdomain blocked.test
+		http_access deny blocked
+		http_access allow open
+		http_access allow authed
+		http_access deny all
+	CONF
+	start_listener squid SQUID_PORT "${WITH_HOSTS[@]}" sh -c \
+		'sed "s/@PORT@/$PORT/" "$0.in" >"$0" && exec squid -N -f "$0"' "$PARENT_DIR/squid.conf"
+}
+
+# start_tinyproxy VARIABLE [LOGIN]: tinyproxy on loopback, with BasicAuth if LOGIN ("user pass") is given.
+start_tinyproxy() {
+	local variable=$1 config=$PARENT_DIR/$1.conf
+	printf 'Listen 127.0.0.1\nTimeout 30\nMaxClients 20\nUser nobody\nGroup nogroup\nLogLevel Info\n' >"$config.in"
+	[ -z "${2:-}" ] || printf 'BasicAuth %s\n' "$2" >>"$config.in"
+	start_listener tinyproxy "$variable" "${WITH_HOSTS[@]}" sh -c \
+		'{ echo "Port $PORT"; cat "$0.in"; } >"$0" && exec tinyproxy -d -c "$0" >>"$0.log" 2>&1' "$config"
+}
+
+@test "HTTP parents: Squid and tinyproxy, with and without a login, carry the bytes; their refusals (403, 407) are our 502 with received-status" {
+	make_parent_dir open.squid.test auth.squid.test badauth.squid.test blocked.test open.tiny.test auth.tiny.test noauth.tiny.test
+	start_squid
+	start_tinyproxy TINY_PORT
+	start_tinyproxy TINY_AUTH_PORT "parent parent-pw"
+	start_file_server
+	cat >"$BATS_TEST_TMPDIR/rules" <<-RULES
+		via http://127.0.0.1:$SQUID_PORT to open.squid.test, blocked.test
+		via http://parent:parent-pw@127.0.0.1:$SQUID_PORT to auth.squid.test
+		via http://parent:wrong-pw@127.0.0.1:$SQUID_PORT to badauth.squid.test
+		via http://127.0.0.1:$TINY_PORT to open.tiny.test
+		via http://parent:parent-pw@127.0.0.1:$TINY_AUTH_PORT to auth.tiny.test
+		via http://127.0.0.1:$TINY_AUTH_PORT to noauth.tiny.test
+		deny
+	RULES
+	chmod 600 "$BATS_TEST_TMPDIR/rules"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
+	local host line
+
+	for host in "open.squid.test 1" "auth.squid.test 2" "open.tiny.test 4" "auth.tiny.test 5"; do
+		set -- $host
+		fetch_through_proxy "$1"
+		wait_log "-> $1:$TARGET_PORT status=200 up=[0-9]+ down=[0-9]{7,} duration_ms=[0-9]+ via=http://127.0.0.1:[0-9]+ rule=$2$"
+	done
+	# The parents saw the name, and the login where one was given.
+	grep -qE "TCP_TUNNEL/200 [0-9]+ CONNECT open.squid.test:$TARGET_PORT - HIER_DIRECT" "$PARENT_DIR/squid-access.log"
+	grep -qE "TCP_TUNNEL/200 [0-9]+ CONNECT auth.squid.test:$TARGET_PORT parent HIER_DIRECT" "$PARENT_DIR/squid-access.log"
+	grep -q "auth.tiny.test" "$PARENT_DIR/TINY_AUTH_PORT.conf.log"
+
+	# Refusals: the client gets our 502, naming what the parent answered; never the parent's 407.
+	for refused in "blocked.test 403 1" "badauth.squid.test 407 3" "noauth.tiny.test 407 6"; do
+		set -- $refused
+		run raw_request "CONNECT $1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+		[ "$(head_of <<<"$output" | head -n 1)" = "HTTP/1.1 502 Bad Gateway" ]
+		grep -qx "Proxy-Status: tunneld; error=destination_unavailable; received-status=$2; details=\"the parent proxy refused the tunnel\"" <<<"$(head_of <<<"$output")"
+		! grep -qi "Proxy-Authenticate" <<<"$output" || false
+		wait_log "-> $1:$TARGET_PORT status=502 up=0 down=0 duration_ms=[0-9]+ via=http://127.0.0.1:[0-9]+ rule=$3 reason=the parent proxy refused the tunnel: HTTP $2$"
+	done
+	# The parent's password is in no record.
+	! grep -q "parent-pw\|wrong-pw" "$LOG" || false
+}
+
+@test "a SOCKS5 parent (microsocks, with a login) gets the name to resolve; HTTP and SOCKS5 clients both go through it, the parent found by Happy Eyeballs" {
+	make_parent_dir a.socks.test b.socks.test
+	# The parent's name: ::1 first, where nothing listens, then 127.0.0.1.
+	printf '::1 parent.test\n127.0.0.1 parent.test\n' >>"$HOSTS_FILE"
+	start_listener microsocks SOCKS_PORT "${WITH_HOSTS[@]}" sh -c \
+		'exec microsocks -i 127.0.0.1 -p "$PORT" -u parent -P parent-pw 2>>"$0"' "$PARENT_DIR/microsocks.log"
+	start_file_server
+	printf 'via socks5://parent:parent-pw@parent.test:%s to *.socks.test\ndeny\n' "$SOCKS_PORT" >"$BATS_TEST_TMPDIR/rules"
+	chmod 600 "$BATS_TEST_TMPDIR/rules"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
+
+	fetch_through_proxy a.socks.test
+	wait_log "-> a.socks.test:$TARGET_PORT status=200 up=[0-9]+ down=[0-9]{7,} duration_ms=[0-9]+ via=socks5://parent.test:$SOCKS_PORT rule=1$"
+	run timeout 20 curl -sS --proxy "socks5h://127.0.0.1:$PROXY_PORT" -o "$BATS_TEST_TMPDIR/fetched" "http://b.socks.test:$TARGET_PORT/data"
+	[ "$status" -eq 0 ]
+	[ "$(sha_of "$BATS_TEST_TMPDIR/fetched")" = "$(sha_of "$BATS_TEST_TMPDIR/served/data")" ]
+	wait_log "-> b.socks.test:$TARGET_PORT status=200 up=[0-9]+ down=[0-9]{7,} duration_ms=[0-9]+ protocol=socks5 reply=0x00 via=socks5://parent.test:$SOCKS_PORT rule=1$"
+	# microsocks resolved the names itself: tunneld sent them as names.
+	grep -q "connected to a.socks.test:$TARGET_PORT" "$PARENT_DIR/microsocks.log"
+	grep -q "connected to b.socks.test:$TARGET_PORT" "$PARENT_DIR/microsocks.log"
+	! grep -q "parent-pw" "$LOG" || false
+}
+
+# start_hostile_parent VARIABLE SHELL_COMMAND: a "parent" whose every connection gets SHELL_COMMAND's output.
+start_hostile_parent() {
+	# A script: socat's address syntax gives ':' and ',' meanings of its own.
+	printf '#!/bin/sh\n%s\n' "$2" >"$BATS_TEST_TMPDIR/$1.sh"
+	chmod +x "$BATS_TEST_TMPDIR/$1.sh"
+	start_listener "hostile parent" "$1" sh -c \
+		'exec socat TCP-LISTEN:"$PORT",bind=127.0.0.1,reuseaddr,fork EXEC:"$0"' "$BATS_TEST_TMPDIR/$1.sh"
+}
+
+@test "parents that are down, refuse a login, speak nonsense, or never answer: 502 or 504, each with its record" {
+	make_parent_dir down.test refused.test nonsense.test huge.test silent.test
+	start_listener microsocks SOCKS_PORT "${WITH_HOSTS[@]}" sh -c \
+		'exec microsocks -i 127.0.0.1 -p "$PORT" -u parent -P parent-pw 2>/dev/null'
+	start_hostile_parent NONSENSE_PORT 'echo SSH-2.0-OpenSSH_9.2; sleep 5'
+	start_hostile_parent HUGE_PORT 'printf "HTTP/1.1 200 OK\r\nX: "; head -c 20000 /dev/zero | tr "\\0" a; sleep 5'
+	start_hostile_parent SILENT_PORT 'sleep 10'
+	cat >"$BATS_TEST_TMPDIR/rules" <<-RULES
+		via http://127.0.0.1:$(free_port) to down.test
+		via socks5://parent:wrong@127.0.0.1:$SOCKS_PORT to refused.test
+		via http://127.0.0.1:$NONSENSE_PORT to nonsense.test
+		via http://127.0.0.1:$HUGE_PORT to huge.test
+		via socks5://127.0.0.1:$SILENT_PORT to silent.test
+	RULES
+	chmod 600 "$BATS_TEST_TMPDIR/rules"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules" --connect-timeout=1
+	local host answer error reason
+	while IFS='|' read -r host answer error reason; do
+		run raw_request "CONNECT $host:443 HTTP/1.1\r\n\r\n"
+		[ "$(head_of <<<"$output" | head -n 1)" = "HTTP/1.1 $answer" ] || { echo "$host: $output"; false; }
+		grep -q "^Proxy-Status: tunneld; error=$error; " <<<"$(head_of <<<"$output")"
+		wait_log "-> $host:443 status=${answer%% *} up=0 down=0 duration_ms=[0-9]+ via=[a-z0-9]+://127.0.0.1:[0-9]+ rule=[0-9] reason=$reason$"
+	done <<-CASES
+		down.test|502 Bad Gateway|connection_refused|connection refused by the parent proxy
+		refused.test|502 Bad Gateway|destination_unavailable|the parent proxy refused our login
+		nonsense.test|502 Bad Gateway|http_protocol_error|the parent proxy's answer is not HTTP
+		huge.test|502 Bad Gateway|http_protocol_error|the parent proxy's response head is too large
+		silent.test|504 Gateway Timeout|connection_timeout|the parent proxy did not answer in time
+	CASES
+	! grep -q "wrong" "$LOG" || false
+}
+
+@test "a rules file with a parent's password is refused while group or others can read it; LoadCredential-style relative paths are found" {
+	mkdir -p "$BATS_TEST_TMPDIR/credentials"
+	local file=$BATS_TEST_TMPDIR/credentials/tunneld-rules
+	printf 'via http://parent:secret@127.0.0.1:3128 to x.example\n' >"$file"
+	chmod 644 "$file"
+	run --separate-stderr "$TUNNELD" --rules "$file" --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: rules file $file: holds a parent's password but is readable by group or others (chmod go= it, or hand it over with LoadCredential=)" ]
+	chmod 600 "$file"
+	run --separate-stderr "$TUNNELD" --rules "$file" --check
+	[ "$status" -eq 0 ]
+	[ "$output" = "tunneld: $file OK: 1 rules, 0 groups, 1 parents" ]
+	# A relative path is looked up in $CREDENTIALS_DIRECTORY, as systemd's LoadCredential= hands it over.
+	run --separate-stderr env CREDENTIALS_DIRECTORY="$BATS_TEST_TMPDIR/credentials" "$TUNNELD" --rules tunneld-rules --check
+	[ "$status" -eq 0 ]
+	[ "$output" = "tunneld: $file OK: 1 rules, 0 groups, 1 parents" ]
+	# Without a password the mode does not matter.
+	printf 'via http://127.0.0.1:3128 to x.example\n' >"$file"
+	chmod 644 "$file"
+	run "$TUNNELD" --rules "$file" --check
+	[ "$status" -eq 0 ]
+}
