@@ -375,7 +375,7 @@ start_hostile_parent() {
 	# A relative path is looked up in $CREDENTIALS_DIRECTORY, as systemd's LoadCredential= hands it over.
 	run --separate-stderr env CREDENTIALS_DIRECTORY="$BATS_TEST_TMPDIR/credentials" "$TUNNELD" --rules tunneld-rules --check
 	[ "$status" -eq 0 ]
-	[ "$output" = "tunneld: $file OK: 1 rules, 0 groups, 1 parents" ]
+	[ "$output" = "tunneld: tunneld-rules OK: 1 rules, 0 groups, 1 parents" ]
 	# Without a password the mode does not matter.
 	printf 'via http://127.0.0.1:3128 to x.example\n' >"$file"
 	chmod 644 "$file"
