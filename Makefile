@@ -87,7 +87,7 @@ check: deps-test
 # Fuzzing: libFuzzer harnesses built from the same sources as tunneld, with
 # ASan and UBSan; any crash, leak or report fails. make check gives each a few
 # seconds, make fuzz five minutes.
-FUZZERS = request auth proxy_protocol socks5
+FUZZERS = request auth proxy_protocol socks5 rules
 FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TUNNELD_CPPFLAGS)
 build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
@@ -95,6 +95,8 @@ build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/signals.c s
 	src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/response.h
+build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/policy.c src/request.c src/upstream.c src/connector.c \
+	src/signals.c src/rules.h src/policy.h src/upstream.h src/connector.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)

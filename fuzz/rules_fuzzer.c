@@ -1,0 +1,112 @@
+/*
+ * libFuzzer harness for the rules file and the parent proxies' answers.
+ * The input is a rules file; when it parses, requests made from its last
+ * bytes are judged before and after a lookup, as a connection would judge
+ * them. The same bytes are then read as a parent's HTTP head and SOCKS5
+ * reply. A bad file must be refused with a message, never crash.
+ */
+#include "../src/rules.h"
+#include "../src/upstream.h"
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct rules rules;
+static struct rules_errors errors;
+
+static void check_verdict(const struct rules_verdict *verdict, bool before_lookup)
+{
+	if (verdict->why == NULL || verdict->rule < -1 || (verdict->rule >= 0 && (unsigned)verdict->rule >= rules.rule_count))
+		__builtin_trap();
+	if (!before_lookup && verdict->action == RULES_NEEDS_ADDRESSES)
+		__builtin_trap();
+	if (verdict->action == RULES_VIA && rules.rules[verdict->rule].parent >= rules.parent_count)
+		__builtin_trap();
+}
+
+static void judge_some_requests(const uint8_t *data, size_t size)
+{
+	static const char *const hosts[] = { "db1.internal", "127.0.0.1", "::ffff:127.0.0.1", "2002:7f00:1::1",
+					     "a.example.", "10.1.2.3", "9.9.9.9" };
+	static const char *const users[] = { "alice", "bob", "nobody" };
+	uint8_t tail[24] = { 0 };
+	memcpy(tail, data + size - (size < sizeof(tail) ? size : sizeof(tail)), size < sizeof(tail) ? size : sizeof(tail));
+
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		struct rules_subject subject = {
+			.user = tail[0] % 4 < 3 ? users[tail[0] % 4] : NULL,
+			.has_source = tail[1] % 2 == 1,
+			.source_family = tail[1] % 4 < 2 ? AF_INET : AF_INET6,
+			.protocol = tail[2] % 2 ? RULE_PROTOCOL_SOCKS5 : RULE_PROTOCOL_HTTP,
+			.host = hosts[i],
+			.host_is_ip_literal = strchr(hosts[i], ':') != NULL || (hosts[i][0] >= '0' && hosts[i][0] <= '9'),
+			.port = (unsigned)(tail[3] << 8 | tail[4]) % 65535 + 1,
+		};
+		struct rules_verdict verdict;
+		memcpy(subject.source, tail + 5, sizeof(subject.source));
+		static struct policy policy;
+		static bool policy_ready;
+		if (!policy_ready) {
+			policy_init(&policy);
+			policy_ready = true;
+		}
+		(void)rules_judge_request(&rules, &policy, &subject, &verdict);
+		check_verdict(&verdict, true);
+		struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
+		memcpy(&v6.sin6_addr, tail + 8, 16);
+		(void)rules_judge_address(&rules, &policy, &subject, (struct sockaddr *)&v6, &verdict);
+		check_verdict(&verdict, false);
+		struct sockaddr_in v4 = { .sin_family = AF_INET };
+		memcpy(&v4.sin_addr, tail + 20, 4);
+		(void)rules_judge_address(&rules, &policy, &subject, (struct sockaddr *)&v4, &verdict);
+		check_verdict(&verdict, false);
+		(void)rules_judge_address(&rules, &policy, &subject, NULL, &verdict);
+		check_verdict(&verdict, false);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char line[RULES_LINE_MAX_BYTES + 1];
+	int status;
+	size_t total;
+
+	memset(&rules, 0, sizeof(rules.rules[0]) * rules.rule_count + offsetof(struct rules, rules));
+	rules.item_count = rules.group_count = rules.member_count = rules.parent_count = rules.text_len = 0;
+	rules.has_login = false;
+	unsigned count = rules_parse(&rules, (const char *)data, size, "fuzz", &errors);
+	if (count != errors.count)
+		__builtin_trap();
+	for (unsigned i = 0; i < count && i < RULES_ERRORS_MAX; i++)
+		if (strncmp(errors.messages[i], "fuzz:", 5) != 0)
+			__builtin_trap();
+	if (count == 0) {
+		for (unsigned i = 0; i < rules.rule_count; i++) {
+			rules_line_text(&rules, rules_line(&rules, (int)i), line, sizeof(line));
+			if (rules.rules[i].verb == RULE_VERB_VIA && strchr(rules.parents[rules.rules[i].parent].display, '@') != NULL)
+				__builtin_trap(); /* a login must never reach what records show */
+		}
+		judge_some_requests(data, size);
+	}
+
+	/* The same bytes as a parent's answers. */
+	size_t head_len = size < UPSTREAM_HEAD_MAX_BYTES ? size : UPSTREAM_HEAD_MAX_BYTES;
+	for (size_t len = 0; len <= head_len; len++) {
+		enum upstream_verdict verdict = upstream_parse_http_head((const char *)data, len, &status);
+		if (verdict == UPSTREAM_OK && (status < 100 || status > 599))
+			__builtin_trap();
+		if (verdict != UPSTREAM_INCOMPLETE)
+			break;
+	}
+	for (size_t len = 0; len <= size && len <= 5; len++) {
+		enum upstream_verdict verdict = upstream_socks5_reply_length(data, len, &total);
+		if (verdict == UPSTREAM_OK && (total < 7 || total > 5 + 255 + 2))
+			__builtin_trap();
+		if (verdict != UPSTREAM_INCOMPLETE)
+			break;
+	}
+	return 0;
+}
