@@ -430,14 +430,21 @@ static const char *const non_public_ranges[] = {
 
 bool policy_address_is_public(int family, const uint8_t *address)
 {
-	for (size_t i = 0; i < sizeof(non_public_ranges) / sizeof(non_public_ranges[0]); i++) {
-		int range_family;
-		uint8_t range[16];
+	enum { RANGES = sizeof(non_public_ranges) / sizeof(non_public_ranges[0]) };
+	static struct {
+		int family;
+		uint8_t address[16];
 		unsigned prefix;
-		const char *why;
-		if (policy_parse_net(non_public_ranges[i], &range_family, range, &prefix, &why) == 0 &&
-		    range_family == family && policy_prefix_contains(range, prefix, address))
+	} ranges[RANGES];
+	static bool parsed;
+	const char *why;
+
+	/* Parsed once: a rules file may ask this for every rule and every address. */
+	for (size_t i = 0; !parsed && i < RANGES; i++)
+		(void)policy_parse_net(non_public_ranges[i], &ranges[i].family, ranges[i].address, &ranges[i].prefix, &why);
+	parsed = true;
+	for (size_t i = 0; i < RANGES; i++)
+		if (ranges[i].family == family && policy_prefix_contains(ranges[i].address, ranges[i].prefix, address))
 			return false;
-	}
 	return true;
 }

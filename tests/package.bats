@@ -18,7 +18,8 @@ load helpers
 		/usr/share/man/man8/tunneld.8.gz /usr/share/doc/tunneld/copyright \
 		/usr/share/doc/tunneld/examples/tunneld.xinetd \
 		/usr/share/doc/tunneld/examples/fail2ban/filter.d/tunneld.conf \
-		/usr/share/doc/tunneld/examples/fail2ban/jail.d/tunneld.local; do
+		/usr/share/doc/tunneld/examples/fail2ban/jail.d/tunneld.local \
+		/usr/share/doc/tunneld/examples/tunneld.rules; do
 		grep -qx "$file" "$BATS_TEST_TMPDIR/files" || { echo "missing $file" >&2; return 1; }
 	done
 	# Nothing live outside the package's own paths: no xinetd entry, no fail2ban jail, no /etc at all.
@@ -102,7 +103,7 @@ teardown() {
 
 	# README, "Install for real" and "Proxy authentication", verbatim but for the port and the policy.
 	start_target http
-	local port
+	local http_port=$TARGET_PORT port
 	port=$(free_port)
 	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$port" >"$BATS_TEST_TMPDIR/socket.conf"
 	edit_unit tunneld.socket "$BATS_TEST_TMPDIR/socket.conf"
@@ -133,6 +134,46 @@ teardown() {
 	in_booted systemctl cat tunneld@.service | grep -q '^LoadCredential=users:/etc/tunneld/users$'
 	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" -U 'alice:wonder land' "http://127.0.0.1:$TARGET_PORT/"
 	[ "$output" = "hello through the tunnel" ] || { in_booted systemctl status tunneld.socket; in_booted journalctl -n 30 --no-pager; return 1; }
+
+	# tunneld(8) "Changing the rules safely": the shipped example checks clean; a rules file
+	# with a parent's password, 0600, handed over with LoadCredential=; the socket checks it first.
+	in_booted sh -c 'zcat -f /usr/share/doc/tunneld/examples/tunneld.rules* >/etc/tunneld/example.rules'
+	run in_booted /usr/sbin/tunneld --rules /etc/tunneld/example.rules --auth-file /etc/tunneld/users --check
+	[ "$output" = "tunneld: /etc/tunneld/example.rules OK: 4 rules, 1 groups, 1 parents" ]
+	start_target http
+	local via_port=$TARGET_PORT
+	start_listener microsocks SOCKS_PORT sh -c 'exec microsocks -i 127.0.0.1 -p "$PORT" -u parent -P parent-pw'
+	printf 'group readers = alice
+via socks5://parent:parent-pw@127.0.0.1:%s to 127.0.0.1/32 port %s
+allow group readers to 127.0.0.1/32 port %s
+deny
+' \
+		"$SOCKS_PORT" "$via_port" "$http_port" >"$BATS_TEST_TMPDIR/rules"
+	in_booted sh -c 'umask 077 && cat >/etc/tunneld/rules.new' <"$BATS_TEST_TMPDIR/rules"
+	in_booted sh -c '/usr/sbin/tunneld --rules /etc/tunneld/rules.new --auth-file /etc/tunneld/users --check && mv /etc/tunneld/rules.new /etc/tunneld/rules'
+	[ "$(in_booted stat -c %a /etc/tunneld/rules)" = 600 ]
+	printf '[Service]\nLoadCredential=users:/etc/tunneld/users\nLoadCredential=rules:/etc/tunneld/rules\nExecStart=\nExecStart=/usr/sbin/tunneld --rules rules --auth-file users\n' \
+		>"$BATS_TEST_TMPDIR/service.conf"
+	edit_unit tunneld@.service "$BATS_TEST_TMPDIR/service.conf"
+	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\nExecStartPre=/usr/sbin/tunneld --rules /etc/tunneld/rules --check\n' \
+		"$port" >"$BATS_TEST_TMPDIR/socket.conf"
+	edit_unit tunneld.socket "$BATS_TEST_TMPDIR/socket.conf"
+	in_booted systemctl restart tunneld.socket
+	wait_for "tunneld.socket on $port" port_listening "$port"
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" -U 'alice:wonder land' "http://127.0.0.1:$http_port/"
+	[ "$output" = "hello through the tunnel" ] || { in_booted journalctl -n 30 --no-pager; return 1; }
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" -U 'alice:wonder land' "http://127.0.0.1:$via_port/"
+	[ "$output" = "hello through the tunnel" ] || { in_booted journalctl -n 30 --no-pager; return 1; }
+	wait_for "the rules' records" sh -c "nsenter -t $BOOTED_PID1 -a journalctl -t tunneld -o cat | grep -q ' via=socks5://127.0.0.1:$SOCKS_PORT rule=2 user=alice'"
+	run in_booted journalctl -t tunneld -o cat
+	[[ "$output" =~ \ -\>\ 127\.0\.0\.1:$http_port\ status=200\ .*\ rule=3\ user=alice ]]
+	! grep -q parent-pw <<<"$output" || false
+	# A broken rules file: the socket does not come back, and its journal says where the error is.
+	in_booted sh -c 'printf "allow to 127.0.0.1/32 prot 80\n" >/etc/tunneld/rules'
+	run in_booted systemctl restart tunneld.socket
+	[ "$status" -ne 0 ]
+	run in_booted journalctl -u tunneld.socket -o cat
+	[[ "$output" == *"tunneld: /etc/tunneld/rules:1:20: expected user, group, from, to, port or protocol, found 'prot'"* ]]
 
 	# Stop, disable, purge: nothing of the package's is left.
 	in_booted systemctl disable --now tunneld.socket
