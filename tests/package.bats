@@ -173,7 +173,7 @@ deny
 	run in_booted systemctl restart tunneld.socket
 	[ "$status" -ne 0 ]
 	run in_booted journalctl -u tunneld.socket -o cat
-	[[ "$output" == *"tunneld: /etc/tunneld/rules:1:20: expected user, group, from, to, port or protocol, found 'prot'"* ]]
+	[[ "$output" == *"tunneld: /etc/tunneld/rules:1:23: expected user, group, from, to, port or protocol, found 'prot'"* ]] || { echo "$output"; false; }
 
 	# Stop, disable, purge: nothing of the package's is left.
 	in_booted systemctl disable --now tunneld.socket
