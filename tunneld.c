@@ -179,40 +179,63 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 
 enum { OPTION_CHECK = 256, OPTION_EXPLAIN };
 
+static const struct option long_options[] = {
+	{ "allow-port", required_argument, NULL, 'p' },
+	{ "allow-dest", required_argument, NULL, 'a' },
+	{ "deny-dest", required_argument, NULL, 'd' },
+	{ "allow-host", required_argument, NULL, 'H' },
+	{ "auth-file", required_argument, NULL, 'A' },
+	{ "header-timeout", required_argument, NULL, 't' },
+	{ "connect-timeout", required_argument, NULL, 'c' },
+	{ "idle-timeout", required_argument, NULL, 'i' },
+	{ "log", required_argument, NULL, 'l' },
+	{ "log-format", required_argument, NULL, 'F' },
+	{ "proxy-protocol", no_argument, NULL, 'P' },
+	{ "nat64-prefix", required_argument, NULL, 'N' },
+	{ "protocols", required_argument, NULL, 'S' },
+	{ "rules", required_argument, NULL, 'R' },
+	{ "check", no_argument, NULL, OPTION_CHECK },
+	{ "explain", no_argument, NULL, OPTION_EXPLAIN },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
 /* --check and --explain talk to a person on stderr and stdout: no connection, no log sink. */
 static bool offline_mode;
 
-static bool wants_offline_mode(int argc, char **argv)
+/*
+ * Does argv ask for --check or --explain, spelled as getopt_long() takes
+ * them: whole, or any prefix no other long option shares?
+ */
+static bool wants_offline_mode(int argc, char **argv, const struct option *options)
 {
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--check") == 0 || strcmp(argv[i], "--explain") == 0)
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *name = argv[i] + 2;
+		size_t len = strcspn(name, "=");
+		const struct option *match = NULL;
+		unsigned matches = 0;
+		if (strncmp(argv[i], "--", 2) != 0 || len == 0)
+			continue;
+		for (const struct option *option = options; option->name != NULL; option++) {
+			if (strncmp(option->name, name, len) != 0)
+				continue;
+			if (strlen(option->name) == len) { /* an exact match is never ambiguous */
+				match = option;
+				matches = 1;
+				break;
+			}
+			match = option;
+			matches++;
+		}
+		if (matches == 1 && (match->val == OPTION_CHECK || match->val == OPTION_EXPLAIN))
 			return true;
+	}
 	return false;
 }
 
 static void parse_options(int argc, char **argv, struct options *options)
 {
-	static const struct option long_options[] = {
-		{ "allow-port", required_argument, NULL, 'p' },
-		{ "allow-dest", required_argument, NULL, 'a' },
-		{ "deny-dest", required_argument, NULL, 'd' },
-		{ "allow-host", required_argument, NULL, 'H' },
-		{ "auth-file", required_argument, NULL, 'A' },
-		{ "header-timeout", required_argument, NULL, 't' },
-		{ "connect-timeout", required_argument, NULL, 'c' },
-		{ "idle-timeout", required_argument, NULL, 'i' },
-		{ "log", required_argument, NULL, 'l' },
-		{ "log-format", required_argument, NULL, 'F' },
-		{ "proxy-protocol", no_argument, NULL, 'P' },
-		{ "nat64-prefix", required_argument, NULL, 'N' },
-		{ "protocols", required_argument, NULL, 'S' },
-		{ "rules", required_argument, NULL, 'R' },
-		{ "check", no_argument, NULL, OPTION_CHECK },
-		{ "explain", no_argument, NULL, OPTION_EXPLAIN },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *why = NULL;
 	const char *auth_file = NULL;
 	int option;
@@ -1051,9 +1074,10 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 		route->addresses = NULL;
 		if (explaining)
 			(void)printf("lookup: %s\n", route->lookup.why);
-		if (route->lookup.failure == FAILURE_NONE) { /* stopped */
+		if (route->lookup.failure == FAILURE_NONE) { /* stopped: no rule decided anything */
 			route->action = RULES_DENY;
 			route->failure = FAILURE_NONE;
+			route->verdict.rule = -1;
 			return;
 		}
 		route->action = rules_judge_address(&rules, judged->policy, subject, NULL, &route->verdict);
@@ -1109,9 +1133,15 @@ static void describe_subject(const struct request *request, const char *user, st
 	subject->has_source = parse_source(client.address, &subject->source_family, subject->source);
 }
 
-/* Through the parent of rule, or a refusal in the parent's words. */
-static int open_via(int rule, const struct request *request, const char *user, int64_t deadline_ms, int64_t start_ms)
+/*
+ * Through the parent of rule, or a refusal in the parent's words. The hop
+ * has a connect timeout of its own: a lookup of the target that timed out
+ * before the rules chose the parent has not used it up.
+ */
+static int open_via(int rule, const struct request *request, const char *user, int connect_timeout_seconds,
+		    int64_t start_ms)
 {
+	int64_t deadline_ms = clock_now_ms() + (int64_t)connect_timeout_seconds * 1000;
 	static char reason[128];
 	const struct parent *parent = &rules.parents[rules.rules[rule].parent];
 	struct upstream_outcome outcome;
@@ -1148,7 +1178,7 @@ static int open_by_rules(const struct options *options, const struct request *re
 	hop.rule = route.verdict.rule;
 	switch (route.action) {
 	case RULES_VIA:
-		return open_via(route.verdict.rule, request, user, deadline_ms, start_ms);
+		return open_via(route.verdict.rule, request, user, options->connect_timeout_seconds, start_ms);
 	case RULES_DENY:
 	case RULES_NEEDS_ADDRESSES:
 		if (route.failure == FAILURE_NONE)
@@ -1310,7 +1340,7 @@ int main(int argc, char **argv)
 	char peer_text[INET6_ADDRSTRLEN];
 
 	signals_setup();
-	offline_mode = wants_offline_mode(argc, argv);
+	offline_mode = wants_offline_mode(argc, argv, long_options);
 	if (offline_mode) {
 		(void)log_setup(LOG_TARGET_STDERR, -1, -1, NULL, 0);
 		parse_options(argc, argv, &options);

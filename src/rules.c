@@ -165,6 +165,15 @@ static bool is_name_text(const char *text, const char *extra)
 	return true;
 }
 
+static bool is_name_text_n(const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z') ||
+		      (text[i] >= '0' && text[i] <= '9') || text[i] == '-' || text[i] == '.' || text[i] == '+'))
+			return false;
+	return len > 0;
+}
+
 static int find_group(const struct rules *rules, const char *name)
 {
 	for (unsigned i = 0; i < rules->group_count; i++)
@@ -344,7 +353,14 @@ static int parse_parent(struct cursor *cursor, const char *url, size_t column, s
 		parent->scheme = PARENT_SOCKS5;
 		rest = strchr(url, '/') + 2;
 	} else {
-		error_at(cursor, column, "expected a parent as http://HOST:PORT or socks5://HOST:PORT, found '%s'", url);
+		/* Never the word itself: it may hold a login. */
+		const char *separator = strstr(url, "://");
+		if (separator != NULL && is_name_text_n(url, (size_t)(separator - url)))
+			error_at(cursor, column,
+				 "expected a parent as http://HOST:PORT or socks5://HOST:PORT, found the scheme '%.*s'",
+				 (int)(separator - url), url);
+		else
+			error_at(cursor, column, "expected a parent as http://HOST:PORT or socks5://HOST:PORT");
 		return -1;
 	}
 	const char *at_sign = strrchr(rest, '@');
@@ -897,6 +913,28 @@ unsigned rules_line(const struct rules *rules, int rule)
 	return rule >= 0 && (unsigned)rule < rules->rule_count ? rules->rules[rule].line : 0;
 }
 
+/* "scheme://user:password@host" with the password written as ***, in place within out. */
+static void mask_passwords(char *out, size_t size)
+{
+	for (char *scheme_end = strstr(out, "://"); scheme_end != NULL; scheme_end = strstr(scheme_end + 3, "://")) {
+		char *userinfo = scheme_end + 3;
+		size_t word_len = strcspn(userinfo, " \t,#");
+		char *at_sign = NULL;
+		for (size_t i = 0; i < word_len; i++)
+			if (userinfo[i] == '@')
+				at_sign = userinfo + i;
+		char *colon = at_sign != NULL ? memchr(userinfo, ':', (size_t)(at_sign - userinfo)) : NULL;
+		if (colon == NULL)
+			continue;
+		size_t tail = strlen(at_sign) + 1;
+		if ((size_t)(colon + 1 - out) + 3 + tail > size)
+			continue;
+		memmove(colon + 4, at_sign, tail);
+		colon[1] = colon[2] = colon[3] = '*';
+		scheme_end = colon;
+	}
+}
+
 void rules_line_text(const struct rules *rules, unsigned number, char *out, size_t size)
 {
 	size_t start = 0;
@@ -910,6 +948,7 @@ void rules_line_text(const struct rules *rules, unsigned number, char *out, size
 			while (len > 0 && (rules->source[start + len - 1] == '\r' || rules->source[start + len - 1] == ' '))
 				len--;
 			(void)snprintf(out, size, "%.*s", (int)len, rules->source + start);
+			mask_passwords(out, size);
 			return;
 		}
 		start = end + 1;

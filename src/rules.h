@@ -184,7 +184,7 @@ enum rules_action rules_judge_address(const struct rules *rules, const struct po
 /* The source line of rule index (for records and --explain), or 0. */
 unsigned rules_line(const struct rules *rules, int rule);
 
-/* The text of line number (1-based) of the parsed source, without its newline, into out. */
+/* The text of line number (1-based) of the parsed source, without its newline and with any password as ***, into out. */
 void rules_line_text(const struct rules *rules, unsigned number, char *out, size_t size);
 
 #endif

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define UPSTREAM_INTERIM_MAX 8
+
 static int fail(struct upstream_outcome *outcome, enum failure failure, const char *why)
 {
 	outcome->failure = failure;
@@ -180,6 +182,7 @@ static int connect_http(int fd, const struct parent *parent, const struct reques
 	char head[UPSTREAM_HEAD_MAX_BYTES];
 	size_t head_len = 0;
 	int status = 0;
+	unsigned interim_heads = 0;
 
 	format_authority(request, authority, sizeof(authority));
 	int len = snprintf(message, sizeof(message), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", authority, authority);
@@ -208,6 +211,11 @@ static int connect_http(int fd, const struct parent *parent, const struct reques
 			return fail(outcome, FAILURE_PARENT_BROKEN, "the parent proxy's answer is not HTTP");
 		case UPSTREAM_OK:
 			break;
+		}
+		/* 1xx heads are interim (RFC 9110 §15.2): the answer is the head after them. */
+		if (status >= 100 && status <= 199 && interim_heads++ < UPSTREAM_INTERIM_MAX) {
+			head_len = 0;
+			continue;
 		}
 		break;
 	}

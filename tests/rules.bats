@@ -382,3 +382,79 @@ start_hostile_parent() {
 	run "$TUNNELD" --rules "$file" --check
 	[ "$status" -eq 0 ]
 }
+
+@test "a parent's password reaches no error message, no record and no --explain output" {
+	local file=$BATS_TEST_TMPDIR/rules
+	for scheme in HTTP https Socks5; do
+		printf 'via %s://alice:S3cretPW@127.0.0.1:3128 to *\n' "$scheme" >"$file"
+		chmod 600 "$file"
+		run --separate-stderr "$TUNNELD" --rules "$file" --check
+		[ "$status" -eq 2 ]
+		[ "$stderr" = "tunneld: $file:1:5: expected a parent as http://HOST:PORT or socks5://HOST:PORT, found the scheme '$scheme'" ]
+	done
+	printf 'via http://alice:S3cretPW@127.0.0.1:3128 to *\nvia socks5://bob:pw%%40x@127.0.0.1:1080 to *.example\n' >"$file"
+	chmod 600 "$file"
+	run "$TUNNELD" --rules "$file" --explain to=a.example:443
+	[ "$status" -eq 0 ]
+	[ "${lines[1]}" = "before any lookup: via, sent via a parent by a rule, line 1: via http://alice:***@127.0.0.1:3128 to *" ]
+	! grep -q "S3cretPW\|pw%40x" <<<"$output" || false
+}
+
+@test "a lookup that times out leaves the parent hop its own connect timeout; a stop signal in the lookup names no rule" {
+	local script=$BATS_TEST_TMPDIR/in-namespace
+	start_target echo
+	cat >"$script" <<-'SCRIPT'
+		set -eu
+		ip link set lo up
+		printf 'nameserver 127.0.0.1\noptions timeout:30 attempts:1\n' >"$DIR/resolv.conf"
+		mount --bind "$DIR/resolv.conf" /etc/resolv.conf
+		python3 "$PEERS/dns.py" 192.0.2.1 "$DIR/dns.log" never &
+		# The parent: answers CONNECT with 200, then says who it is.
+		printf '#!/bin/sh\nprintf "HTTP/1.1 200 Connection established\\r\\n\\r\\nparent here\\n"\nsleep 2\n' >"$DIR/parent.sh"
+		chmod +x "$DIR/parent.sh"
+		socat TCP-LISTEN:3129,bind=127.0.0.1,reuseaddr,fork EXEC:"$DIR/parent.sh" &
+		printf 'deny to 10.0.0.0/8\nvia http://127.0.0.1:3129 to *\n' >"$DIR/rules"
+		systemd-socket-activate --listen=127.0.0.1:3128 --accept --inetd \
+			"$TUNNELD" --log=stderr --rules "$DIR/rules" --connect-timeout=1 2>>"$LOG" &
+		for _ in $(seq 100); do [ "$(ss -Hltn | wc -l)" -ge 2 ] && [ -e "$DIR/dns.log" ] && break; sleep 0.1; done
+		printf 'CONNECT partner.example:443 HTTP/1.1\r\n\r\n' | timeout 10 nc -q 3 127.0.0.1 3128 >"$DIR/reply" || true
+		# A stop signal while the lookup hangs.
+		printf 'CONNECT other.example:443 HTTP/1.1\r\n\r\n' | timeout 10 "$TUNNELD" --log=stderr --rules "$DIR/rules" \
+			--connect-timeout=30 2>>"$LOG" >/dev/null &
+		for _ in $(seq 100); do grep -q "query other.example" "$DIR/dns.log" && break; sleep 0.1; done
+		kill -TERM $!
+		wait $! || true
+		kill $(jobs -p) 2>/dev/null || true
+	SCRIPT
+	DIR=$BATS_TEST_TMPDIR PEERS=$PEERS TUNNELD=$TUNNELD LOG=$LOG timeout -k 1 60 unshare --net --mount bash "$script"
+	[ "$(head -n 1 "$BATS_TEST_TMPDIR/reply" | tr -d '\r')" = "HTTP/1.1 200 Connection established" ]
+	grep -qx "parent here" "$BATS_TEST_TMPDIR/reply"
+	grep -qE -- "-> partner.example:443 status=200 up=0 down=12 duration_ms=[0-9]+ via=http://127.0.0.1:3129 rule=2$" "$LOG"
+	grep -qE -- "-> other.example:443 status=- up=0 down=0 duration_ms=[0-9]+ reason=stopped by signal while resolving$" "$LOG"
+}
+
+@test "a parent's interim 1xx answers are skipped; --check and --explain are found under getopt's abbreviations; IPv6 special ranges are not public" {
+	make_parent_dir interim.test
+	start_hostile_parent INTERIM_PORT 'printf "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX: y\r\n\r\nHTTP/1.1 200 OK\r\n\r\nhello\n"; sleep 2'
+	printf 'via http://127.0.0.1:%s to interim.test\n' "$INTERIM_PORT" >"$BATS_TEST_TMPDIR/rules"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
+	run raw_request 'CONNECT interim.test:443 HTTP/1.1\r\n\r\n'
+	[[ $output == "HTTP/1.1 200 Connection established"*hello ]] || { echo "$output"; false; }
+	wait_log "-> interim.test:443 status=200 up=0 down=6 duration_ms=[0-9]+ via=http://127.0.0.1:$INTERIM_PORT rule=1$"
+
+	# getopt_long takes any unambiguous prefix; so do the offline modes.
+	run timeout 5 "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --chec </dev/zero
+	[ "$output" = "tunneld: $BATS_TEST_TMPDIR/rules OK: 1 rules, 0 groups, 1 parents" ]
+	run timeout 5 "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --expl to=interim.test:443 </dev/zero
+	[ "${lines[-1]}" = "verdict: via http://127.0.0.1:$INTERIM_PORT, line 1" ]
+
+	printf 'allow to public port 443\ndeny\n' >"$BATS_TEST_TMPDIR/public"
+	for special in '[2001:2::f7f7:f7f7]' '[2001:10::1]' '[3fff::1]' '[2001:db8::1]' '[fd00::1]' 198.18.0.1 100.64.0.1 192.0.0.8; do
+		run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/public" --explain "to=$special:443"
+		[ "${lines[-1]}" = "verdict: deny, line 2" ] || { echo "$special: $output"; false; }
+	done
+	for global in '[2a00:1450::1]' 8.8.8.8 '[64:ff9b::808:808]'; do
+		run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/public" --explain "to=$global:443"
+		[ "${lines[-1]}" = "verdict: allow, line 1" ] || { echo "$global: $output"; false; }
+	done
+}
