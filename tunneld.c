@@ -447,6 +447,15 @@ static void format_host_port(const char *host, const char *port, char *out, size
 		       is_port_text(port) ? port : "");
 }
 
+/* An IP address without its port, as text in out. */
+static const char *address_text(const struct sockaddr *address, char *out, size_t size)
+{
+	const void *bytes = address->sa_family == AF_INET6
+				    ? (const void *)&((const struct sockaddr_in6 *)(const void *)address)->sin6_addr
+				    : (const void *)&((const struct sockaddr_in *)(const void *)address)->sin_addr;
+	return inet_ntop(address->sa_family, bytes, out, (socklen_t)size);
+}
+
 /* The address a socket is connected to, without its port, as text in out; NULL if it has none. */
 static const char *peer_of(int fd, char *out, size_t size)
 {
@@ -455,9 +464,7 @@ static const char *peer_of(int fd, char *out, size_t size)
 
 	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0)
 		return NULL;
-	const void *address = peer.ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)&peer)->sin6_addr
-							 : (const void *)&((struct sockaddr_in *)&peer)->sin_addr;
-	return inet_ntop(peer.ss_family, address, out, (socklen_t)size);
+	return address_text((struct sockaddr *)&peer, out, size);
 }
 
 /* The first of these that applies names the client (tunneld(8) "LOGGING"). */
@@ -982,23 +989,9 @@ static int open_by_options(const struct options *options, const struct request *
 /* The host of "host:port", "[v6]:port" or a bare host into address: true if it is an IP address. */
 static bool parse_source(const char *text, int *family, uint8_t *address)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *start = text, *end;
+	char host[sizeof(client.address)];
 
-	if (text[0] == '[') {
-		start = text + 1;
-		end = strchr(start, ']');
-	} else {
-		end = strchr(text, ':');
-		if (end != NULL && strchr(end + 1, ':') != NULL)
-			end = NULL; /* a bare IPv6 address */
-	}
-	if (end == NULL)
-		end = start + strlen(start);
-	if ((size_t)(end - start) >= sizeof(host))
-		return false;
-	memcpy(host, start, (size_t)(end - start));
-	host[end - start] = '\0';
+	log_host_of(text, host, sizeof(host));
 	if (inet_pton(AF_INET, host, address) == 1)
 		*family = AF_INET;
 	else if (inet_pton(AF_INET6, host, address) == 1)
@@ -1087,9 +1080,6 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 	}
 	for (struct addrinfo *ai = route->addresses; ai != NULL; ai = ai->ai_next) {
 		char text[INET6_ADDRSTRLEN] = "-";
-		const void *bytes = ai->ai_family == AF_INET6
-					    ? (const void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr
-					    : (const void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
 		switch (rules_judge_address(&rules, judged->policy, subject, ai->ai_addr, &verdict)) {
 		case RULES_ALLOW:
 			if (!have_allow)
@@ -1108,8 +1098,8 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 			have_deny = true;
 			break;
 		}
-		(void)inet_ntop(ai->ai_family, bytes, text, sizeof(text));
-		explain_line(explaining, text, &verdict);
+		if (explaining)
+			explain_line(explaining, address_text(ai->ai_addr, text, sizeof(text)) != NULL ? text : "-", &verdict);
 	}
 	/* Any address allowed: connect to those; else a via rule; else every address is denied. */
 	if (have_allow) {
@@ -1311,12 +1301,9 @@ static void __attribute__((noreturn)) explain_and_exit(const struct options *opt
 			(void)printf("lookup: %s\n", lookup.why);
 		for (struct addrinfo *ai = addresses; ai != NULL; ai = ai->ai_next) {
 			char text[INET6_ADDRSTRLEN] = "-";
-			const void *bytes = ai->ai_family == AF_INET6
-						    ? (const void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr
-						    : (const void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr;
 			bool address_allowed = policy_address_allowed(&options->policy, ai->ai_addr);
-			(void)inet_ntop(ai->ai_family, bytes, text, sizeof(text));
-			(void)printf("%s: %s (destination rules)\n", text, address_allowed ? "allow" : "deny");
+			(void)printf("%s: %s (destination rules)\n", address_text(ai->ai_addr, text, sizeof(text)) != NULL ? text : "-",
+				     address_allowed ? "allow" : "deny");
 			allowed = allowed || address_allowed;
 		}
 		if (addresses != NULL)

@@ -74,9 +74,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int status;
 	size_t total;
 
-	memset(&rules, 0, sizeof(rules.rules[0]) * rules.rule_count + offsetof(struct rules, rules));
-	rules.item_count = rules.group_count = rules.member_count = rules.parent_count = rules.text_len = 0;
-	rules.has_login = false;
 	unsigned count = rules_parse(&rules, (const char *)data, size, "fuzz", &errors);
 	if (count != errors.count)
 		__builtin_trap();

@@ -320,8 +320,7 @@ static int record_priority(int status)
 	return LOG_NOTICE;
 }
 
-/* The host of "host:port", "[v6]:port" or a bare host, as the record's client is written. */
-static void host_of(const char *address, char *out, size_t size)
+void log_host_of(const char *address, char *out, size_t size)
 {
 	const char *start = address, *end;
 
@@ -354,7 +353,7 @@ static void format_squid_line(const struct connection_record *record, const char
 		code = "TCP_TUNNEL";
 	else if (record->status == 403 || record->status == 407)
 		code = "TCP_DENIED";
-	host_of(client, host, sizeof(host));
+	log_host_of(client, host, sizeof(host));
 	(void)clock_gettime(CLOCK_REALTIME, &now);
 	(void)snprintf(line, size, "%lld.%03ld %6ld %s %s/%03d %" PRIu64 " CONNECT %s %s %s%s -", (long long)now.tv_sec,
 		       now.tv_nsec / 1000000, record->duration_ms, host, code, record->status, record->bytes_down, target,

@@ -48,4 +48,7 @@ void log_error(const char *message);
 
 void log_connection(const struct connection_record *record);
 
+/* The host of "host:port", "[v6]:port" or a bare host, as a record's client is written. */
+void log_host_of(const char *address, char *out, size_t size);
+
 #endif

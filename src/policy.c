@@ -48,8 +48,13 @@ static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff
 /* Zeroes the bits past prefix, so that "10.1.2.3/8" means 10.0.0.0/8, as ip(8) reads it. */
 static void mask_host_bits(uint8_t *address, unsigned prefix)
 {
-	for (unsigned bit = prefix; bit < 128; bit++)
-		address[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	unsigned full_bytes = prefix / 8;
+
+	if (full_bytes >= 16)
+		return;
+	if (prefix % 8 != 0)
+		address[full_bytes++] &= (uint8_t)(0xff00u >> (prefix % 8));
+	memset(address + full_bytes, 0, 16 - full_bytes);
 }
 
 /* "address/len" into address and *prefix, len at most max_prefix; 0, or -1 with *why set. */
@@ -176,20 +181,32 @@ int policy_add_dest_rule(struct policy *policy, const char *cidr, enum rule_acti
 	return add_rule(policy, cidr, action, false, why);
 }
 
+/* A port, 1-65535, from text up to end; the rules file parses thousands per connection: no strtol. */
+static int parse_port(const char *text, const char *end, long *port)
+{
+	long value = 0;
+
+	if (text == end || end - text > 5)
+		return -1;
+	for (; text < end; text++) {
+		if (*text < '0' || *text > '9')
+			return -1;
+		value = value * 10 + (*text - '0');
+	}
+	if (value < 1 || value > 65535)
+		return -1;
+	*port = value;
+	return 0;
+}
+
 int policy_parse_port_range(const char *item, struct port_range *range)
 {
-	char copy[16];
+	const char *end = item + strlen(item);
+	const char *dash = strchr(item, '-');
 	long first, last;
-	size_t len = strlen(item);
 
-	if (len >= sizeof(copy))
-		return -1;
-	memcpy(copy, item, len + 1);
-	char *dash = strchr(copy, '-');
-	if (dash != NULL)
-		*dash = '\0';
-	if (parse_decimal(copy, 1, 65535, &first) < 0 ||
-	    (dash != NULL ? parse_decimal(dash + 1, first, 65535, &last) : (last = first, 0)) < 0)
+	if (parse_port(item, dash != NULL ? dash : end, &first) < 0 ||
+	    (dash != NULL ? parse_port(dash + 1, end, &last) : (last = first, 0)) < 0 || last < first)
 		return -1;
 	*range = (struct port_range){ (uint16_t)first, (uint16_t)last };
 	return 0;

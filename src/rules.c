@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,9 +61,22 @@ static void __attribute__((format(printf, 3, 4))) error_at(struct cursor *cursor
 	va_end(args);
 }
 
-static bool is_delimiter(char c)
+enum byte_class { BYTE_FOREIGN, BYTE_IN_WORD, BYTE_DELIMITER }; /* zero, the table before it is built, is no class */
+
+/* A table, as every byte of every line comes through here: words are printable ASCII. */
+static uint8_t byte_classes[256];
+
+static void classify_bytes(void)
 {
-	return c == ' ' || c == '\t' || c == ',' || c == '#' || c == '=';
+	for (unsigned c = 0; c < 256; c++)
+		byte_classes[c] = c > 0x20 && c < 0x7f ? BYTE_IN_WORD : BYTE_FOREIGN;
+	for (const char *delimiter = " \t,#="; *delimiter != '\0'; delimiter++)
+		byte_classes[(unsigned char)*delimiter] = BYTE_DELIMITER;
+}
+
+static enum byte_class class_of(char c)
+{
+	return (enum byte_class)byte_classes[(unsigned char)c];
 }
 
 static void skip_blanks(struct cursor *cursor)
@@ -94,11 +108,19 @@ static size_t next_word(struct cursor *cursor, char *out, size_t size, size_t *c
 	skip_blanks(cursor);
 	*column = cursor->at;
 	size_t start = cursor->at;
-	if (cursor->at < cursor->len && cursor->line[cursor->at] == '=')
+	if (cursor->at < cursor->len && cursor->line[cursor->at] == '=') {
 		cursor->at++;
-	else
-		while (cursor->at < cursor->len && !is_delimiter(cursor->line[cursor->at]))
-			cursor->at++;
+	} else {
+		size_t at = cursor->at;
+		while (at < cursor->len && class_of(cursor->line[at]) == BYTE_IN_WORD)
+			at++;
+		cursor->at = at;
+	}
+	if (cursor->at < cursor->len && class_of(cursor->line[cursor->at]) == BYTE_FOREIGN) {
+		error_at(cursor, cursor->at, "unexpected byte 0x%02x (words are printable ASCII)",
+			 (unsigned char)cursor->line[cursor->at]);
+		return 0;
+	}
 	size_t len = cursor->at - start;
 	if (len >= size) {
 		error_at(cursor, start, "word longer than %zu bytes", size - 1);
@@ -132,7 +154,7 @@ static uint32_t store_text(struct cursor *cursor, size_t column, const char *tex
 	size_t len = strlen(text);
 
 	if (len + 1 > RULES_TEXT_MAX_BYTES - rules->text_len) {
-		error_at(cursor, column, "more names than tunneld keeps (%d bytes of them)", RULES_TEXT_MAX_BYTES);
+		error_at(cursor, column, "more names than tunneld keeps (%zu bytes of them)", RULES_TEXT_MAX_BYTES);
 		return 0;
 	}
 	uint32_t offset = rules->text_len;
@@ -151,7 +173,7 @@ static struct rule_item *new_item(struct cursor *cursor, size_t column, enum rul
 	}
 	struct rule_item *item = &rules->items[rules->item_count++];
 	memset(item, 0, sizeof(*item));
-	item->kind = kind;
+	item->kind = (uint8_t)kind;
 	return item;
 }
 
@@ -163,15 +185,6 @@ static bool is_name_text(const char *text, const char *extra)
 		      strchr("-._", *c) != NULL || (extra != NULL && strchr(extra, *c) != NULL)))
 			return false;
 	return true;
-}
-
-static bool is_name_text_n(const char *text, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (!((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= 'A' && text[i] <= 'Z') ||
-		      (text[i] >= '0' && text[i] <= '9') || text[i] == '-' || text[i] == '.' || text[i] == '+'))
-			return false;
-	return len > 0;
 }
 
 static int find_group(const struct rules *rules, const char *name)
@@ -190,7 +203,7 @@ static void add_user(struct cursor *cursor, const char *word, size_t column)
 	}
 	struct rule_item *item = new_item(cursor, column, ITEM_USER);
 	if (item != NULL)
-		item->u.name.offset = store_text(cursor, column, word);
+		item->u.name = store_text(cursor, column, word);
 }
 
 static void add_group(struct cursor *cursor, const char *word, size_t column)
@@ -205,17 +218,37 @@ static void add_group(struct cursor *cursor, const char *word, size_t column)
 		item->u.group = (unsigned)group;
 }
 
+/* A network into rules->nets for an item of kind; 0, or -1 with the error given. */
+static int add_net(struct cursor *cursor, const char *word, size_t column, enum rule_item_kind kind, const char *expected)
+{
+	struct rules *rules = cursor->rules;
+	const char *why = "malformed";
+	int family;
+	unsigned prefix;
+	uint8_t address[16];
+
+	if (policy_parse_net(word, &family, address, &prefix, &why) < 0) {
+		error_at(cursor, column, "expected %s, found '%s' (%s)", expected, word, why);
+		return -1;
+	}
+	if (rules->net_count >= RULE_ITEMS_MAX) {
+		error_at(cursor, column, "more than %d networks in the file", RULE_ITEMS_MAX);
+		return -1;
+	}
+	struct rule_item *item = new_item(cursor, column, kind);
+	if (item == NULL)
+		return -1;
+	struct rule_net *net = &rules->nets[rules->net_count];
+	net->family = (uint8_t)family;
+	net->prefix = (uint8_t)prefix;
+	memcpy(net->address, address, sizeof(net->address));
+	item->u.net = rules->net_count++;
+	return 0;
+}
+
 static void add_source(struct cursor *cursor, const char *word, size_t column)
 {
-	struct rule_net net;
-	const char *why = "malformed";
-	if (policy_parse_net(word, &net.family, net.address, &net.prefix, &why) < 0) {
-		error_at(cursor, column, "expected a network as 10.0.0.0/8 or 2001:db8::/32, found '%s' (%s)", word, why);
-		return;
-	}
-	struct rule_item *item = new_item(cursor, column, ITEM_SOURCE_NET);
-	if (item != NULL)
-		item->u.net = net;
+	(void)add_net(cursor, word, column, ITEM_SOURCE_NET, "a network as 10.0.0.0/8 or 2001:db8::/32");
 }
 
 static bool looks_like_address(const char *word)
@@ -227,7 +260,6 @@ static bool looks_like_address(const char *word)
 static void add_destination(struct cursor *cursor, const char *word, size_t column)
 {
 	struct rule_item *item;
-	struct rule_net net;
 	const char *why = "malformed";
 
 	if (strcmp(word, "*") == 0 || strcmp(word, "public") == 0) {
@@ -235,14 +267,7 @@ static void add_destination(struct cursor *cursor, const char *word, size_t colu
 		return;
 	}
 	if (looks_like_address(word)) {
-		if (policy_parse_net(word, &net.family, net.address, &net.prefix, &why) < 0) {
-			error_at(cursor, column, "expected an address or a network as 10.0.0.0/8, found '%s' (%s)", word,
-				 why);
-			return;
-		}
-		item = new_item(cursor, column, ITEM_DEST_NET);
-		if (item != NULL)
-			item->u.net = net;
+		(void)add_net(cursor, word, column, ITEM_DEST_NET, "an address or a network as 10.0.0.0/8");
 		return;
 	}
 	const char *name = strncmp(word, "*.", 2) == 0 ? word + 2 : word;
@@ -254,7 +279,7 @@ static void add_destination(struct cursor *cursor, const char *word, size_t colu
 	}
 	item = new_item(cursor, column, ITEM_DEST_NAME);
 	if (item != NULL)
-		item->u.name.offset = store_text(cursor, column, word);
+		item->u.name = store_text(cursor, column, word);
 }
 
 static void add_port(struct cursor *cursor, const char *word, size_t column)
@@ -272,9 +297,9 @@ static void add_port(struct cursor *cursor, const char *word, size_t column)
 static void add_protocol(struct cursor *cursor, const char *word, size_t column, struct rule *rule)
 {
 	if (strcmp(word, "http") == 0)
-		rule->protocols |= RULE_PROTOCOL_HTTP;
+		rule->protocols = (uint8_t)(rule->protocols | RULE_PROTOCOL_HTTP);
 	else if (strcmp(word, "socks5") == 0)
-		rule->protocols |= RULE_PROTOCOL_SOCKS5;
+		rule->protocols = (uint8_t)(rule->protocols | RULE_PROTOCOL_SOCKS5);
 	else
 		error_at(cursor, column, "expected http or socks5, found '%s'", word);
 }
@@ -355,7 +380,8 @@ static int parse_parent(struct cursor *cursor, const char *url, size_t column, s
 	} else {
 		/* Never the word itself: it may hold a login. */
 		const char *separator = strstr(url, "://");
-		if (separator != NULL && is_name_text_n(url, (size_t)(separator - url)))
+		static const char scheme_characters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.";
+		if (separator != NULL && separator > url && strspn(url, scheme_characters) == (size_t)(separator - url))
 			error_at(cursor, column,
 				 "expected a parent as http://HOST:PORT or socks5://HOST:PORT, found the scheme '%.*s'",
 				 (int)(separator - url), url);
@@ -474,7 +500,8 @@ static void parse_group(struct cursor *cursor)
 static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_column)
 {
 	struct rules *rules = cursor->rules;
-	struct rule rule = { .verb = verb, .line = cursor->number, .first_item = rules->item_count };
+	struct rule rule = { .verb = (uint8_t)verb, .line = cursor->number, .first_item = rules->item_count };
+	uint32_t first_net = rules->net_count;
 	char word[TOKEN_MAX_BYTES];
 	size_t column;
 	bool seen_user = false, seen_group = false;
@@ -493,7 +520,7 @@ static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_c
 		}
 		if (parse_parent(cursor, word, column, &parent) < 0)
 			return;
-		rule.parent = add_parent(cursor, &parent, column);
+		rule.parent = (uint8_t)add_parent(cursor, &parent, column);
 	}
 	while (!cursor->failed && !at_end(cursor)) {
 		if (next_word(cursor, word, sizeof(word), &column) == 0) {
@@ -544,10 +571,11 @@ static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_c
 	}
 	if (cursor->failed) {
 		rules->item_count = rule.first_item;
+		rules->net_count = first_net;
 		return;
 	}
 	rule.has_who = seen_user || seen_group;
-	rule.item_count = rules->item_count - rule.first_item;
+	rule.item_count = (uint16_t)(rules->item_count - rule.first_item); /* a line holds fewer than 2,048 */
 	rules->rules[rules->rule_count++] = rule;
 }
 
@@ -556,13 +584,6 @@ static void parse_line(struct cursor *cursor)
 	char word[TOKEN_MAX_BYTES];
 	size_t column;
 
-	for (size_t i = 0; i < cursor->len; i++) {
-		unsigned char c = (unsigned char)cursor->line[i];
-		if ((c < 0x20 && c != '\t') || c >= 0x7f) {
-			error_at(cursor, i, "unexpected byte 0x%02x (the file is plain ASCII)", c);
-			return;
-		}
-	}
 	if (at_end(cursor))
 		return;
 	if (next_word(cursor, word, sizeof(word), &column) == 0) {
@@ -582,30 +603,56 @@ static void parse_line(struct cursor *cursor)
 		error_at(cursor, column, "expected allow, deny, via or group, found '%s'", word);
 }
 
+/* An empty table: every entry is written whole before it is counted, so the counts are all there is. */
+static void empty(struct rules *rules)
+{
+	rules->rule_count = rules->group_count = rules->parent_count = 0;
+	rules->item_count = rules->net_count = rules->member_count = rules->text_len = 0;
+	rules->has_login = false;
+}
+
+static void parse_one_line(struct cursor *cursor, const char *line, size_t len)
+{
+	if (byte_classes['a'] != BYTE_IN_WORD)
+		classify_bytes();
+	cursor->line = line;
+	cursor->len = len;
+	cursor->at = 0;
+	cursor->number++;
+	cursor->failed = false;
+	if (cursor->len > 0 && cursor->line[cursor->len - 1] == '\r')
+		cursor->len--;
+	if (cursor->len > RULES_LINE_MAX_BYTES)
+		error_at(cursor, RULES_LINE_MAX_BYTES, "line longer than %d bytes", RULES_LINE_MAX_BYTES);
+	else
+		parse_line(cursor);
+}
+
+/* The complete lines of text (all of it when final); returns the bytes taken. */
+static size_t parse_lines(struct cursor *cursor, const char *text, size_t len, bool final)
+{
+	size_t start = 0;
+
+	while (start < len) {
+		const char *newline = memchr(text + start, '\n', len - start);
+		if (newline == NULL && !final)
+			break;
+		size_t end = newline != NULL ? (size_t)(newline - text) : len;
+		parse_one_line(cursor, text + start, end - start);
+		start = end < len ? end + 1 : len;
+	}
+	return start;
+}
+
 unsigned rules_parse(struct rules *rules, const char *text, size_t len, const char *name, struct rules_errors *errors)
 {
 	struct cursor cursor = { .rules = rules, .errors = errors, .name = name };
-	size_t start = 0;
 
 	errors->count = 0;
+	empty(rules);
 	rules->source = text;
 	rules->source_len = len;
-	while (start < len) {
-		const char *newline = memchr(text + start, '\n', len - start);
-		size_t end = newline != NULL ? (size_t)(newline - text) : len;
-		cursor.line = text + start;
-		cursor.len = end - start;
-		cursor.at = 0;
-		cursor.number++;
-		cursor.failed = false;
-		if (cursor.len > 0 && cursor.line[cursor.len - 1] == '\r')
-			cursor.len--;
-		if (cursor.len > RULES_LINE_MAX_BYTES)
-			error_at(&cursor, RULES_LINE_MAX_BYTES, "line longer than %d bytes", RULES_LINE_MAX_BYTES);
-		else
-			parse_line(&cursor);
-		start = end + 1;
-	}
+	(void)parse_lines(&cursor, text, len, true);
 	return errors->count;
 }
 
@@ -620,15 +667,48 @@ static void __attribute__((format(printf, 2, 3))) load_error(struct rules_errors
 	va_end(args);
 }
 
+/*
+ * Maps in [start, start + len) of zeroed static storage with one call
+ * (MADV_POPULATE_WRITE, Linux 5.14; elsewhere a no-op) where touching it
+ * would take a fault a page. A file is parsed at every connection, and on a
+ * virtual machine a fault costs ten times what populating a page does.
+ */
+static void prefault(void *start, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t offset = (uintptr_t)start % page;
+
+	if (len > 0)
+		(void)madvise((char *)start - offset, len + offset, MADV_POPULATE_WRITE);
+}
+
+static size_t at_most(size_t value, size_t limit)
+{
+	return value < limit ? value : limit;
+}
+
+/* What a file of size bytes fills, as such files are written: a rule in 32 bytes, a value in 12, a network in 48. */
+static void prefault_for(struct rules *rules, size_t size, char *buffer, size_t buffer_size)
+{
+	prefault(buffer, at_most(size, buffer_size));
+	prefault(rules->rules, at_most(size / 32 + 1, RULES_MAX) * sizeof(rules->rules[0]));
+	prefault(rules->items, at_most(size / 12 + 1, RULE_ITEMS_MAX) * sizeof(rules->items[0]));
+	prefault(rules->nets, at_most(size / 48 + 1, RULE_ITEMS_MAX) * sizeof(rules->nets[0]));
+	prefault(rules->text, at_most(size / 5, RULES_TEXT_MAX_BYTES));
+}
+
 unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *errors)
 {
-	static char text[RULES_FILE_MAX_BYTES + 1];
-	char full_path[4096];
+	static char full_path[4096];
+	static char buffer[RULES_READ_BUFFER_BYTES];
 	const char *credentials_directory = getenv("CREDENTIALS_DIRECTORY");
+	struct cursor cursor = { .rules = rules, .errors = errors };
 	struct stat st;
-	size_t len = 0;
+	size_t held = 0, total = 0;
+	bool skipping = false; /* the rest of a line too long to hold */
 
 	errors->count = 0;
+	empty(rules);
 	if (path[0] != '/' && credentials_directory != NULL) {
 		if ((size_t)snprintf(full_path, sizeof(full_path), "%s/%s", credentials_directory, path) >=
 		    sizeof(full_path)) {
@@ -637,6 +717,8 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 		}
 		path = full_path;
 	}
+	rules->source = NULL;
+	rules->path = cursor.name = path;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		load_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
@@ -647,25 +729,43 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 		(void)close(fd);
 		return errors->count;
 	}
-	while (len < sizeof(text)) {
-		ssize_t n = read(fd, text + len, sizeof(text) - len);
+	prefault_for(rules, (size_t)st.st_size, buffer, sizeof(buffer));
+	/* Read through one small buffer, a line at a time: the file is never held whole. */
+	for (;;) {
+		ssize_t n = read(fd, buffer + held, sizeof(buffer) - held);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			load_error(errors, "cannot read rules file %s: %s", path, strerror(errno));
-			(void)close(fd);
-			return errors->count;
+			break;
+		}
+		total += (size_t)n;
+		if (total > RULES_FILE_MAX_BYTES) {
+			load_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
+			break;
+		}
+		held += (size_t)n;
+		if (skipping) {
+			const char *newline = memchr(buffer, '\n', held);
+			size_t dropped = newline != NULL ? (size_t)(newline - buffer) + 1 : held;
+			memmove(buffer, buffer + dropped, held - dropped);
+			held -= dropped;
+			skipping = newline == NULL;
+		}
+		size_t taken = parse_lines(&cursor, buffer, held, n == 0);
+		memmove(buffer, buffer + taken, held - taken);
+		held -= taken;
+		if (held == sizeof(buffer)) {
+			/* No line end in a full buffer: that line is too long; the error names it, the rest is skipped. */
+			parse_one_line(&cursor, buffer, held);
+			held = 0;
+			skipping = true;
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
 	}
 	(void)close(fd);
-	if (len > RULES_FILE_MAX_BYTES) {
-		load_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
-		return errors->count;
-	}
-	if (rules_parse(rules, text, len, path, errors) > 0)
+	if (errors->count > 0)
 		return errors->count;
 	/* A password readable by every local user is no secret: refuse the file until it is one. */
 	if (rules->has_login && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
@@ -678,7 +778,7 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 
 static bool net_contains(const struct rule_net *net, int family, const uint8_t *address)
 {
-	return net->family == family && policy_prefix_contains(net->address, net->prefix, address);
+	return (int)net->family == family && policy_prefix_contains(net->address, net->prefix, address);
 }
 
 static bool in_group(const struct rules *rules, unsigned group, const char *user)
@@ -707,15 +807,15 @@ static bool subject_matches(const struct rules *rules, const struct rule *rule, 
 	}
 	for (uint32_t i = 0; i < rule->item_count; i++) {
 		const struct rule_item *item = &rules->items[rule->first_item + i];
-		switch (item->kind) {
+		switch ((enum rule_item_kind)item->kind) {
 		case ITEM_USER:
-			who = who || (subject->user != NULL && strcmp(rules->text + item->u.name.offset, subject->user) == 0);
+			who = who || (subject->user != NULL && strcmp(rules->text + item->u.name, subject->user) == 0);
 			break;
 		case ITEM_GROUP:
 			who = who || (subject->user != NULL && in_group(rules, item->u.group, subject->user));
 			break;
 		case ITEM_SOURCE_NET:
-			from = from || (subject->has_source && net_contains(&item->u.net, source_family, source));
+			from = from || (subject->has_source && net_contains(&rules->nets[item->u.net], source_family, source));
 			break;
 		case ITEM_PORT:
 			port = port || (subject->port >= item->u.ports.first && subject->port <= item->u.ports.last);
@@ -744,21 +844,21 @@ static void match_destination(const struct rules *rules, const struct rule *rule
 	*match = (struct destination_match){ .by_name = !rule->has_to, .naming_prefix = -1 };
 	for (uint32_t i = 0; i < rule->item_count; i++) {
 		const struct rule_item *item = &rules->items[rule->first_item + i];
-		switch (item->kind) {
+		switch ((enum rule_item_kind)item->kind) {
 		case ITEM_DEST_ANY:
 			match->by_name = true;
 			break;
 		case ITEM_DEST_NAME:
 			match->by_name = match->by_name ||
-					 policy_host_matches(rules->text + item->u.name.offset, subject->host,
+					 policy_host_matches(rules->text + item->u.name, subject->host,
 							     subject->host_is_ip_literal);
 			break;
 		case ITEM_DEST_NET:
 			match->needs_address = true;
-			if (address != NULL && net_contains(&item->u.net, family, address)) {
+			if (address != NULL && net_contains(&rules->nets[item->u.net], family, address)) {
 				match->by_address = true;
-				if ((int)item->u.net.prefix > match->naming_prefix)
-					match->naming_prefix = (int)item->u.net.prefix;
+				if ((int)rules->nets[item->u.net].prefix > match->naming_prefix)
+					match->naming_prefix = (int)rules->nets[item->u.net].prefix;
 			}
 			break;
 		case ITEM_DEST_PUBLIC:
@@ -937,20 +1037,34 @@ static void mask_passwords(char *out, size_t size)
 
 void rules_line_text(const struct rules *rules, unsigned number, char *out, size_t size)
 {
-	size_t start = 0;
-
 	out[0] = '\0';
-	for (unsigned line = 1; start < rules->source_len; line++) {
-		const char *newline = memchr(rules->source + start, '\n', rules->source_len - start);
-		size_t end = newline != NULL ? (size_t)(newline - rules->source) : rules->source_len;
-		if (line == number) {
-			size_t len = end - start;
-			while (len > 0 && (rules->source[start + len - 1] == '\r' || rules->source[start + len - 1] == ' '))
-				len--;
-			(void)snprintf(out, size, "%.*s", (int)len, rules->source + start);
-			mask_passwords(out, size);
-			return;
+	if (rules->source == NULL) {
+		/* For --explain only: the file is read again, as rules_load() keeps none of it. */
+		FILE *file = rules->path != NULL ? fopen(rules->path, "re") : NULL;
+		char *line = NULL;
+		size_t capacity = 0;
+		for (unsigned n = 1; file != NULL && getline(&line, &capacity, file) >= 0; n++)
+			if (n == number) {
+				(void)snprintf(out, size, "%s", line);
+				break;
+			}
+		free(line);
+		if (file != NULL)
+			(void)fclose(file);
+	} else {
+		size_t start = 0;
+		for (unsigned n = 1; start < rules->source_len; n++) {
+			const char *newline = memchr(rules->source + start, '\n', rules->source_len - start);
+			size_t end = newline != NULL ? (size_t)(newline - rules->source) : rules->source_len;
+			if (n == number) {
+				(void)snprintf(out, size, "%.*s", (int)(end - start), rules->source + start);
+				break;
+			}
+			start = end + 1;
 		}
-		start = end + 1;
 	}
+	size_t len = strlen(out);
+	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' '))
+		out[--len] = '\0';
+	mask_passwords(out, size);
 }

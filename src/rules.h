@@ -27,13 +27,14 @@
 #define RULES_LINE_MAX_BYTES 4096
 #define RULES_MAX 8192
 #define RULE_ITEMS_MAX 65536
-#define RULES_TEXT_MAX_BYTES (512 * 1024)
+#define RULES_TEXT_MAX_BYTES ((size_t)512 * 1024)
 #define RULES_GROUPS_MAX 256
 #define RULES_PARENTS_MAX 64
 #define RULES_ERRORS_MAX 16
 #define RULES_ERROR_MAX_BYTES 256
 #define PARENT_LOGIN_MAX_BYTES 255   /* RFC 1929's limit, which Basic then also has */
 #define PARENT_DISPLAY_MAX_BYTES (HOST_MAX_BYTES + 24)
+#define RULES_READ_BUFFER_BYTES (2 * RULES_LINE_MAX_BYTES + 2) /* a file is read through it, never held whole */
 
 enum rule_verb { RULE_VERB_ALLOW, RULE_VERB_DENY, RULE_VERB_VIA };
 
@@ -62,20 +63,19 @@ enum rule_item_kind {
 	ITEM_PORT,
 };
 
+/* Compact, because every connection builds the table anew: its pages are most of the cost. */
 struct rule_net {
-	int family;
+	uint8_t family;           /* AF_INET or AF_INET6 */
+	uint8_t prefix;
 	uint8_t address[16];
-	unsigned prefix;
 };
 
 struct rule_item {
-	enum rule_item_kind kind;
+	uint8_t kind;             /* enum rule_item_kind */
 	union {
-		struct {
-			uint32_t offset;  /* into rules->text, NUL-terminated */
-		} name;
-		unsigned group;
-		struct rule_net net;
+		uint32_t name;    /* offset into rules->text, NUL-terminated */
+		uint32_t group;
+		uint32_t net;     /* index into rules->nets */
 		struct port_range ports;
 	} u;
 };
@@ -84,13 +84,13 @@ struct rule_item {
 #define RULE_PROTOCOL_SOCKS5 2u
 
 struct rule {
-	enum rule_verb verb;
-	unsigned parent;          /* for via: index into rules->parents */
-	unsigned line;
+	uint32_t line;
 	uint32_t first_item;
-	uint32_t item_count;
+	uint16_t item_count;
+	uint8_t verb;             /* enum rule_verb */
+	uint8_t parent;           /* for via: index into rules->parents */
+	uint8_t protocols;        /* RULE_PROTOCOL_* bits; 0: any */
 	bool has_who, has_from, has_to, has_port;
-	unsigned protocols;       /* RULE_PROTOCOL_* bits; 0: any */
 };
 
 struct rules_group {
@@ -104,6 +104,8 @@ struct rules {
 	struct rule rules[RULES_MAX];
 	uint32_t item_count;
 	struct rule_item items[RULE_ITEMS_MAX];
+	uint32_t net_count;
+	struct rule_net nets[RULE_ITEMS_MAX];
 	unsigned group_count;
 	struct rules_group groups[RULES_GROUPS_MAX];
 	uint32_t member_count;
@@ -113,8 +115,9 @@ struct rules {
 	bool has_login;           /* some parent's password is in the file */
 	uint32_t text_len;
 	char text[RULES_TEXT_MAX_BYTES];
-	const char *source;       /* the file's text as parsed (rules_load's lives as long as the process) */
+	const char *source;       /* rules_parse()'s text, or NULL: rules_load() streams the file at path */
 	size_t source_len;
+	const char *path;
 };
 
 struct rules_errors {
@@ -123,7 +126,7 @@ struct rules_errors {
 };
 
 /*
- * Parses text (len bytes, need not end in NUL) into a zeroed rules table.
+ * Parses text (len bytes, need not end in NUL) into rules, emptied first.
  * Each error is kept as "NAME:LINE:COL: what was expected, found what";
  * parsing goes on after an error, so one run names them all. Returns the
  * number of errors: 0 means the table is complete.

@@ -83,7 +83,7 @@ check_error() {
 	check_error 'allow to a.example,, b.example\n' 1:20 "expected a destination after 'to', found ','"
 	check_error 'allow user\n' 1:11 "expected a user name after 'user', found end of line"
 	check_error 'allow user # who?\n' 1:12 "expected a user name after 'user', found a comment"
-	check_error 'via ftp://proxy:21 to x\n' 1:5 "expected a parent as http://HOST:PORT or socks5://HOST:PORT, found 'ftp://proxy:21'"
+	check_error 'via ftp://proxy:21 to x\n' 1:5 "expected a parent as http://HOST:PORT or socks5://HOST:PORT, found the scheme 'ftp'"
 	check_error 'via http://proxy to x\n' 1:5 "expected the parent's HOST:PORT after the scheme (port required in the authority)"
 	check_error 'via http://u:p%%zz@proxy:3128\n' 1:5 "expected the parent's login as user:password@ (at most 255 bytes each, %XX for special characters, no control characters)"
 	check_error 'allow from 10.0.0.0/8 to 10.0.0.0/33\n' 1:26 "expected an address or a network as 10.0.0.0/8, found '10.0.0.0/33' (malformed CIDR prefix length)"
@@ -96,7 +96,8 @@ check_error() {
 	check_error 'allow protocol gopher\n' 1:16 "expected http or socks5, found 'gopher'"
 	check_error 'allow to bad_name! port 1\n' 1:10 "expected a host name, *.domain, an address, a network, public or *, found 'bad_name!'"
 	check_error 'allow to x\n\tdeny ports 22\n' 2:7 "expected user, group, from, to, port or protocol, found 'ports'"
-	check_error 'allow to caf\xc3\xa9.example\n' 1:13 "unexpected byte 0xc3 (the file is plain ASCII)"
+	check_error 'allow to caf\xc3\xa9.example\n' 1:13 "unexpected byte 0xc3 (words are printable ASCII)"
+	check_error '# a comment may hold anything: caf\xc3\xa9\nallow to x\tport 1\x01\n' 2:18 "unexpected byte 0x01 (words are printable ASCII)"
 	check_error 'allow to x\r\nallow to *.*.example\r\n' 2:10 "expected a host name, *.domain, an address, a network, public or *, found '*.*.example'"
 }
 
@@ -109,6 +110,24 @@ check_error() {
 	[[ ${stderr_lines[0]} == "tunneld: $file:1:1: "* ]]
 	[[ ${stderr_lines[1]} == "tunneld: $file:3:6: "* ]]
 	[[ ${stderr_lines[2]} == "tunneld: $file:4:12: "* ]]
+
+	# The file is read through a buffer of two lines' length: lines too long, and lines across reads, keep their numbers.
+	{
+		printf 'allow to %s\n' "$(head -c 9000 /dev/zero | tr '\0' a)"
+		for _ in $(seq 3000); do echo "allow to a.example port 443"; done
+		echo "allow to x prot 1"
+		printf 'allow to %s.example\n' "$(head -c 5000 /dev/zero | tr '\0' b)"
+		echo "deny ports 1"
+	} >"$file"
+	run --separate-stderr "$TUNNELD" --rules "$file" --check
+	[ "$status" -eq 2 ]
+	[ "${stderr_lines[0]}" = "tunneld: $file:1:4097: line longer than 4096 bytes" ]
+	[ "${stderr_lines[1]}" = "tunneld: $file:3002:12: expected user, group, from, to, port or protocol, found 'prot'" ]
+	[ "${stderr_lines[2]}" = "tunneld: $file:3003:4097: line longer than 4096 bytes" ]
+	[ "${stderr_lines[3]}" = "tunneld: $file:3004:6: expected user, group, from, to, port or protocol, found 'ports'" ]
+	yes '# a comment' | head -c $((1024 * 1024 + 1)) >"$file"
+	run --separate-stderr "$TUNNELD" --rules "$file" --check
+	[ "$stderr" = "tunneld: rules file $file: larger than 1048576 bytes" ]
 
 	make_users "$BATS_TEST_TMPDIR/users" alice
 	run --separate-stderr "$TUNNELD" --rules "$RULES_TABLE/bastion.rules" --auth-file "$BATS_TEST_TMPDIR/users" --check
