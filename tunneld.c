@@ -1079,7 +1079,6 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 		return;
 	}
 	for (struct addrinfo *ai = route->addresses; ai != NULL; ai = ai->ai_next) {
-		char text[INET6_ADDRSTRLEN] = "-";
 		switch (rules_judge_address(&rules, judged->policy, subject, ai->ai_addr, &verdict)) {
 		case RULES_ALLOW:
 			if (!have_allow)
@@ -1098,8 +1097,10 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 			have_deny = true;
 			break;
 		}
-		if (explaining)
+		if (explaining) {
+			char text[INET6_ADDRSTRLEN] = "-";
 			explain_line(explaining, address_text(ai->ai_addr, text, sizeof(text)) != NULL ? text : "-", &verdict);
+		}
 	}
 	/* Any address allowed: connect to those; else a via rule; else every address is denied. */
 	if (have_allow) {
