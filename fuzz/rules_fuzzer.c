@@ -8,14 +8,70 @@
 #include "../src/rules.h"
 #include "../src/upstream.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct rules rules;
 static struct rules_errors errors;
+static struct rules streamed;
+static struct rules_errors streamed_errors;
+
+/* The text of an error after "NAME:", so that errors about two names compare. */
+static const char *after_name(const char *message, const char *name)
+{
+	size_t len = strlen(name);
+	return strncmp(message, name, len) == 0 ? message + len : message;
+}
+
+/*
+ * rules_load() reads a file through a small buffer, rules_parse() takes it
+ * whole: both must build the same table, and find the same errors at the
+ * same places.
+ */
+static void compare_with_streamed(const uint8_t *data, size_t size)
+{
+	static char path[64];
+	static int fd = -1;
+
+	if (fd < 0) {
+		(void)snprintf(path, sizeof(path), "/tmp/rules-fuzzer-%ld", (long)getpid());
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			abort();
+		(void)unlink(path);
+		(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	}
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+		abort();
+	unsigned count = rules_load(&streamed, path, &streamed_errors);
+	if (count != errors.count)
+		__builtin_trap();
+	for (unsigned i = 0; i < count && i < RULES_ERRORS_MAX; i++) {
+		/* Messages are cut at RULES_ERROR_MAX_BYTES, the one with the longer name sooner. */
+		const char *whole = after_name(errors.messages[i], "fuzz");
+		const char *cut = after_name(streamed_errors.messages[i], path);
+		if (strncmp(whole, cut, strlen(cut)) != 0)
+			__builtin_trap();
+	}
+	if (count > 0)
+		return;
+	if (streamed.rule_count != rules.rule_count || streamed.item_count != rules.item_count ||
+	    streamed.net_count != rules.net_count || streamed.text_len != rules.text_len ||
+	    streamed.group_count != rules.group_count || streamed.member_count != rules.member_count ||
+	    streamed.parent_count != rules.parent_count ||
+	    memcmp(streamed.rules, rules.rules, rules.rule_count * sizeof(rules.rules[0])) != 0 ||
+	    memcmp(streamed.items, rules.items, rules.item_count * sizeof(rules.items[0])) != 0 ||
+	    memcmp(streamed.nets, rules.nets, rules.net_count * sizeof(rules.nets[0])) != 0 ||
+	    memcmp(streamed.text, rules.text, rules.text_len) != 0)
+		__builtin_trap();
+}
 
 static void check_verdict(const struct rules_verdict *verdict, bool before_lookup)
 {
@@ -77,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned count = rules_parse(&rules, (const char *)data, size, "fuzz", &errors);
 	if (count != errors.count)
 		__builtin_trap();
+	compare_with_streamed(data, size);
 	for (unsigned i = 0; i < count && i < RULES_ERRORS_MAX; i++)
 		if (strncmp(errors.messages[i], "fuzz:", 5) != 0)
 			__builtin_trap();

@@ -500,7 +500,11 @@ static void parse_group(struct cursor *cursor)
 static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_column)
 {
 	struct rules *rules = cursor->rules;
-	struct rule rule = { .verb = (uint8_t)verb, .line = cursor->number, .first_item = rules->item_count };
+	struct rule rule;
+	memset(&rule, 0, sizeof(rule)); /* its padding too: tables are compared whole (fuzz/rules_fuzzer.c) */
+	rule.verb = (uint8_t)verb;
+	rule.line = cursor->number;
+	rule.first_item = rules->item_count;
 	uint32_t first_net = rules->net_count;
 	char word[TOKEN_MAX_BYTES];
 	size_t column;
