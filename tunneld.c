@@ -76,7 +76,6 @@ struct options {
 	bool serve_http;
 	bool serve_socks5;
 	const char *rules_path;  /* --rules: read and parsed at every start, into rules below */
-	bool check_only;         /* --check */
 	bool explain;            /* --explain, with words after the options */
 	const char *destination_option; /* the first of -p -a -d -H given, which --rules replaces */
 };
@@ -313,8 +312,7 @@ static void parse_options(int argc, char **argv, struct options *options)
 			options->rules_path = optarg;
 			break;
 		case OPTION_CHECK:
-			options->check_only = true;
-			break;
+			break; /* wants_offline_mode() saw it: without --explain, main() checks and exits */
 		case OPTION_EXPLAIN:
 			options->explain = true;
 			break;
