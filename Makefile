@@ -32,7 +32,7 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c \
-	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/upstream.c
+	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
@@ -95,8 +95,8 @@ build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/signals.c s
 	src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/response.h
-build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/policy.c src/request.c src/upstream.c src/connector.c \
-	src/signals.c src/rules.h src/policy.h src/upstream.h src/connector.h
+build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/policy.c src/request.c src/upstream.c src/connector.c \
+	src/signals.c src/rules.h src/rules_image.h src/policy.h src/upstream.h src/connector.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)

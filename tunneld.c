@@ -30,6 +30,7 @@
 #include "src/request.h"
 #include "src/response.h"
 #include "src/rules.h"
+#include "src/rules_image.h"
 #include "src/signals.h"
 #include "src/socks5.h"
 #include "src/systemd.h"
@@ -77,6 +78,7 @@ struct options {
 	bool serve_socks5;
 	const char *rules_path;  /* --rules: read and parsed at every start, into rules below */
 	bool explain;            /* --explain, with words after the options */
+	const char *compile_to;  /* --compile: where the rules file's image goes */
 	const char *destination_option; /* the first of -p -a -d -H given, which --rules replaces */
 };
 
@@ -127,6 +129,7 @@ static void usage(FILE *stream)
 		      "  -R, --rules FILE            who may reach what, first match wins (instead of -p -a -d -H)\n"
 		      "      --check                 check the options and the rules file, then exit\n"
 		      "      --explain WORD...       say what the rules decide for user= from= to=HOST:PORT protocol=\n"
+		      "      --compile IMAGE         check the rules file and write its compiled image, for --rules IMAGE\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
 		      "\n"
@@ -163,6 +166,20 @@ static int parse_protocols(const char *list, struct options *options)
 	return options->serve_http || options->serve_socks5 ? 0 : -1;
 }
 
+/* Every error is told, as --check tells them; a connection gets no answer. */
+static void __attribute__((noreturn)) exit_with_rules_errors(const struct rules_errors *errors)
+{
+	signals_finishing();
+	for (unsigned i = 0; i < errors->count && i < RULES_ERRORS_MAX; i++)
+		log_error(errors->messages[i]);
+	if (errors->count > RULES_ERRORS_MAX) {
+		char more[64];
+		(void)snprintf(more, sizeof(more), "and %u more errors", errors->count - RULES_ERRORS_MAX);
+		log_error(more);
+	}
+	exit(EXIT_USAGE);
+}
+
 static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const char *format, ...)
 {
 	char message[512];
@@ -176,7 +193,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 	exit(EXIT_USAGE);
 }
 
-enum { OPTION_CHECK = 256, OPTION_EXPLAIN };
+enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE };
 
 static const struct option long_options[] = {
 	{ "allow-port", required_argument, NULL, 'p' },
@@ -195,6 +212,7 @@ static const struct option long_options[] = {
 	{ "rules", required_argument, NULL, 'R' },
 	{ "check", no_argument, NULL, OPTION_CHECK },
 	{ "explain", no_argument, NULL, OPTION_EXPLAIN },
+	{ "compile", required_argument, NULL, OPTION_COMPILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -227,7 +245,8 @@ static bool wants_offline_mode(int argc, char **argv, const struct option *optio
 			match = option;
 			matches++;
 		}
-		if (matches == 1 && (match->val == OPTION_CHECK || match->val == OPTION_EXPLAIN))
+		if (matches == 1 &&
+		    (match->val == OPTION_CHECK || match->val == OPTION_EXPLAIN || match->val == OPTION_COMPILE))
 			return true;
 	}
 	return false;
@@ -316,6 +335,9 @@ static void parse_options(int argc, char **argv, struct options *options)
 		case OPTION_EXPLAIN:
 			options->explain = true;
 			break;
+		case OPTION_COMPILE:
+			options->compile_to = optarg;
+			break;
 		case 'h':
 			signals_finishing(); /* stdout may be a pipe nobody reads */
 			usage(stdout);
@@ -342,20 +364,15 @@ static void parse_options(int argc, char **argv, struct options *options)
 			exit_usage("%s", message);
 		options->auth_enabled = true;
 	}
+	if (options->compile_to != NULL && (options->rules_path == NULL || options->explain))
+		exit_usage("--compile: give the rules file with --rules, and no --explain");
 	if (options->rules_path != NULL) {
 		static struct rules_errors errors;
-		if (rules_load(&rules, options->rules_path, &errors) > 0) {
-			/* Every error is told, as --check tells them; the connection gets no answer. */
-			signals_finishing();
-			for (unsigned i = 0; i < errors.count && i < RULES_ERRORS_MAX; i++)
-				log_error(errors.messages[i]);
-			if (errors.count > RULES_ERRORS_MAX) {
-				char more[64];
-				(void)snprintf(more, sizeof(more), "and %u more errors", errors.count - RULES_ERRORS_MAX);
-				log_error(more);
-			}
-			exit(EXIT_USAGE);
-		}
+		unsigned error_count = options->compile_to != NULL
+					       ? rules_compile(&rules, options->rules_path, options->compile_to, &errors)
+					       : rules_load(&rules, options->rules_path, &errors);
+		if (error_count > 0)
+			exit_with_rules_errors(&errors);
 	}
 }
 
@@ -1211,9 +1228,11 @@ static void __attribute__((noreturn)) check_and_exit(const struct options *optio
 				      "tunneld: %s:%u: warning: this rule names users, but without --auth-file no "
 				      "request has a user, so it never matches\n",
 				      options->rules_path, rules.rules[i].line);
-	(void)printf("tunneld: %s OK: %u rules, %u groups, %u parents%s\n", options->rules_path, rules.rule_count,
-		     rules.group_count, rules.parent_count,
-		     rules.rule_count == 0 ? " (every request is denied)" : "");
+	(void)printf("tunneld: %s OK: %u rules, %u groups, %u parents%s%s\n", options->rules_path, rules.rule_count,
+		     rules.group_count, rules.parent_count, rules.rule_count == 0 ? " (every request is denied)" : "",
+		     rules.compiled ? " (compiled)" : "");
+	if (options->compile_to != NULL)
+		(void)printf("tunneld: compiled into %s\n", options->compile_to);
 	exit(EXIT_SUCCESS);
 }
 

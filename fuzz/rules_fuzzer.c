@@ -4,8 +4,13 @@
  * bytes are judged before and after a lookup, as a connection would judge
  * them. The same bytes are then read as a parent's HTTP head and SOCKS5
  * reply. A bad file must be refused with a message, never crash.
+ *
+ * A file that parses is compiled into an image (rules_image.h), which must
+ * give the same table; then the image is damaged at places its last bytes
+ * choose, and must be refused or judged with, never crash.
  */
 #include "../src/rules.h"
+#include "../src/rules_image.h"
 #include "../src/upstream.h"
 
 #include <fcntl.h>
@@ -22,6 +27,24 @@ static struct rules rules;
 static struct rules_errors errors;
 static struct rules streamed;
 static struct rules_errors streamed_errors;
+static struct rules mapped;
+static struct rules_errors mapped_errors;
+/* Room for the image of the largest table, aligned as a mapping is. */
+static uint64_t image[(sizeof(struct rules_tables) + RULES_FILE_MAX_BYTES + 4096) / sizeof(uint64_t)];
+
+static bool same_tables(const struct rules *a, const struct rules *b)
+{
+	return a->rule_count == b->rule_count && a->item_count == b->item_count && a->net_count == b->net_count &&
+	       a->text_len == b->text_len && a->group_count == b->group_count && a->member_count == b->member_count &&
+	       a->parent_count == b->parent_count && a->has_login == b->has_login &&
+	       memcmp(a->rules, b->rules, a->rule_count * sizeof(a->rules[0])) == 0 &&
+	       memcmp(a->items, b->items, a->item_count * sizeof(a->items[0])) == 0 &&
+	       memcmp(a->nets, b->nets, a->net_count * sizeof(a->nets[0])) == 0 &&
+	       memcmp(a->groups, b->groups, a->group_count * sizeof(a->groups[0])) == 0 &&
+	       memcmp(a->member_offsets, b->member_offsets, a->member_count * sizeof(a->member_offsets[0])) == 0 &&
+	       memcmp(a->parents, b->parents, a->parent_count * sizeof(a->parents[0])) == 0 &&
+	       memcmp(a->text, b->text, a->text_len) == 0;
+}
 
 /* The text of an error after "NAME:", so that errors about two names compare. */
 static const char *after_name(const char *message, const char *name)
@@ -30,60 +53,18 @@ static const char *after_name(const char *message, const char *name)
 	return strncmp(message, name, len) == 0 ? message + len : message;
 }
 
-/*
- * rules_load() reads a file through a small buffer, rules_parse() takes it
- * whole: both must build the same table, and find the same errors at the
- * same places.
- */
-static void compare_with_streamed(const uint8_t *data, size_t size)
+static void check_verdict(const struct rules *judged, const struct rules_verdict *verdict, bool before_lookup)
 {
-	static char path[64];
-	static int fd = -1;
-
-	if (fd < 0) {
-		(void)snprintf(path, sizeof(path), "/tmp/rules-fuzzer-%ld", (long)getpid());
-		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0)
-			abort();
-		(void)unlink(path);
-		(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	}
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-		abort();
-	unsigned count = rules_load(&streamed, path, &streamed_errors);
-	if (count != errors.count)
-		__builtin_trap();
-	for (unsigned i = 0; i < count && i < RULES_ERRORS_MAX; i++) {
-		/* Messages are cut at RULES_ERROR_MAX_BYTES, the one with the longer name sooner. */
-		const char *whole = after_name(errors.messages[i], "fuzz");
-		const char *cut = after_name(streamed_errors.messages[i], path);
-		if (strncmp(whole, cut, strlen(cut)) != 0)
-			__builtin_trap();
-	}
-	if (count > 0)
-		return;
-	if (streamed.rule_count != rules.rule_count || streamed.item_count != rules.item_count ||
-	    streamed.net_count != rules.net_count || streamed.text_len != rules.text_len ||
-	    streamed.group_count != rules.group_count || streamed.member_count != rules.member_count ||
-	    streamed.parent_count != rules.parent_count ||
-	    memcmp(streamed.rules, rules.rules, rules.rule_count * sizeof(rules.rules[0])) != 0 ||
-	    memcmp(streamed.items, rules.items, rules.item_count * sizeof(rules.items[0])) != 0 ||
-	    memcmp(streamed.nets, rules.nets, rules.net_count * sizeof(rules.nets[0])) != 0 ||
-	    memcmp(streamed.text, rules.text, rules.text_len) != 0)
-		__builtin_trap();
-}
-
-static void check_verdict(const struct rules_verdict *verdict, bool before_lookup)
-{
-	if (verdict->why == NULL || verdict->rule < -1 || (verdict->rule >= 0 && (unsigned)verdict->rule >= rules.rule_count))
+	if (verdict->why == NULL || verdict->rule < -1 ||
+	    (verdict->rule >= 0 && (unsigned)verdict->rule >= judged->rule_count))
 		__builtin_trap();
 	if (!before_lookup && verdict->action == RULES_NEEDS_ADDRESSES)
 		__builtin_trap();
-	if (verdict->action == RULES_VIA && rules.rules[verdict->rule].parent >= rules.parent_count)
+	if (verdict->action == RULES_VIA && judged->rules[verdict->rule].parent >= judged->parent_count)
 		__builtin_trap();
 }
 
-static void judge_some_requests(const uint8_t *data, size_t size)
+static void judge_some_requests(const struct rules *judged, const uint8_t *data, size_t size)
 {
 	static const char *const hosts[] = { "db1.internal", "127.0.0.1", "::ffff:127.0.0.1", "2002:7f00:1::1",
 					     "a.example.", "10.1.2.3", "9.9.9.9" };
@@ -109,19 +90,82 @@ static void judge_some_requests(const uint8_t *data, size_t size)
 			policy_init(&policy);
 			policy_ready = true;
 		}
-		(void)rules_judge_request(&rules, &policy, &subject, &verdict);
-		check_verdict(&verdict, true);
+		(void)rules_judge_request(judged, &policy, &subject, &verdict);
+		check_verdict(judged, &verdict, true);
 		struct sockaddr_in6 v6 = { .sin6_family = AF_INET6 };
 		memcpy(&v6.sin6_addr, tail + 8, 16);
-		(void)rules_judge_address(&rules, &policy, &subject, (struct sockaddr *)&v6, &verdict);
-		check_verdict(&verdict, false);
+		(void)rules_judge_address(judged, &policy, &subject, (struct sockaddr *)&v6, &verdict);
+		check_verdict(judged, &verdict, false);
 		struct sockaddr_in v4 = { .sin_family = AF_INET };
 		memcpy(&v4.sin_addr, tail + 20, 4);
-		(void)rules_judge_address(&rules, &policy, &subject, (struct sockaddr *)&v4, &verdict);
-		check_verdict(&verdict, false);
-		(void)rules_judge_address(&rules, &policy, &subject, NULL, &verdict);
-		check_verdict(&verdict, false);
+		(void)rules_judge_address(judged, &policy, &subject, (struct sockaddr *)&v4, &verdict);
+		check_verdict(judged, &verdict, false);
+		(void)rules_judge_address(judged, &policy, &subject, NULL, &verdict);
+		check_verdict(judged, &verdict, false);
 	}
+}
+
+/*
+ * rules_load() reads a file through a small buffer, rules_parse() takes it
+ * whole: both must build the same table, and find the same errors at the
+ * same places.
+ */
+static void compare_with_streamed(const uint8_t *data, size_t size)
+{
+	static char path[64];
+	static int fd = -1;
+
+	if (fd < 0) {
+		(void)snprintf(path, sizeof(path), "/tmp/rules-fuzzer-%ld", (long)getpid());
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			abort();
+		(void)unlink(path);
+		(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	}
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
+		abort();
+	unsigned count = rules_load(&streamed, path, &streamed_errors);
+	if (rules_image_is(data, size)) {
+		/* rules_load() maps it as an image: its own checks decide; as text, its first line is no rule. */
+		if (errors.count == 0)
+			__builtin_trap();
+		if (count == 0)
+			judge_some_requests(&streamed, data, size);
+		return;
+	}
+	if (count != errors.count)
+		__builtin_trap();
+	for (unsigned i = 0; i < count && i < RULES_ERRORS_MAX; i++) {
+		/* Messages are cut at RULES_ERROR_MAX_BYTES, the one with the longer name sooner. */
+		const char *whole = after_name(errors.messages[i], "fuzz");
+		const char *cut = after_name(streamed_errors.messages[i], path);
+		if (strncmp(whole, cut, strlen(cut)) != 0)
+			__builtin_trap();
+	}
+	if (count == 0 && !same_tables(&streamed, &rules))
+		__builtin_trap();
+}
+
+/* The table's image gives the same table; damaged, it is refused or judged with, never misread. */
+static void compile_and_damage(const uint8_t *data, size_t size)
+{
+	size_t image_size = rules_image_build(&rules, (const char *)data, size, image, sizeof(image));
+	if (image_size == 0 || rules_image_use(&mapped, image, image_size, "image", &mapped_errors) != 0 ||
+	    !same_tables(&mapped, &rules) || mapped.source_len != size || memcmp(mapped.source, data, size) != 0)
+		__builtin_trap();
+	mapped_errors.count = 0;
+	uint8_t *bytes = (uint8_t *)image;
+	for (size_t i = 0; i + 3 <= size && i < 12; i += 3) {
+		size_t at = ((size_t)data[size - 1 - i] << 8 | data[size - 2 - i]) * 7919u % image_size;
+		bytes[at] ^= data[size - 3 - i] | 1u;
+	}
+	/* Cut short too, at a place its first byte chooses. */
+	size_t kept = size > 0 && data[0] % 8 == 0 ? image_size - (data[0] % image_size) : image_size;
+	if (rules_image_use(&mapped, image, kept, "image", &mapped_errors) == 0)
+		judge_some_requests(&mapped, data, size);
+	else if (mapped_errors.count == 0 || strncmp(mapped_errors.messages[0], "compiled rules image: ", 22) != 0)
+		__builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -143,7 +187,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (rules.rules[i].verb == RULE_VERB_VIA && strchr(rules.parents[rules.rules[i].parent].display, '@') != NULL)
 				__builtin_trap(); /* a login must never reach what records show */
 		}
-		judge_some_requests(data, size);
+		judge_some_requests(&rules, data, size);
+		compile_and_damage(data, size);
 	}
 
 	/* The same bytes as a parent's answers. */

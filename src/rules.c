@@ -15,6 +15,8 @@
  */
 #include "rules.h"
 
+#include "rules_image.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -607,9 +609,17 @@ static void parse_line(struct cursor *cursor)
 		error_at(cursor, column, "expected allow, deny, via or group, found '%s'", word);
 }
 
-/* An empty table: every entry is written whole before it is counted, so the counts are all there is. */
+/* An empty table in rules' own storage: every entry is written whole before it is counted, so the counts are all there is. */
 static void empty(struct rules *rules)
 {
+	rules->rules = rules->tables.rules;
+	rules->items = rules->tables.items;
+	rules->nets = rules->tables.nets;
+	rules->groups = rules->tables.groups;
+	rules->member_offsets = rules->tables.member_offsets;
+	rules->parents = rules->tables.parents;
+	rules->text = rules->tables.text;
+	rules->compiled = false;
 	rules->rule_count = rules->group_count = rules->parent_count = 0;
 	rules->item_count = rules->net_count = rules->member_count = rules->text_len = 0;
 	rules->has_login = false;
@@ -733,6 +743,12 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 		(void)close(fd);
 		return errors->count;
 	}
+	char magic[RULES_IMAGE_MAGIC_BYTES];
+	if (pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && rules_image_is(magic, sizeof(magic))) {
+		(void)rules_image_map(rules, fd, (size_t)st.st_size, path, errors);
+		(void)close(fd);
+		return rules_refuse_exposed_secret(rules, st.st_mode, path, errors);
+	}
 	prefault_for(rules, (size_t)st.st_size, buffer, sizeof(buffer));
 	/* Read through one small buffer, a line at a time: the file is never held whole. */
 	for (;;) {
@@ -769,10 +785,14 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 			break;
 	}
 	(void)close(fd);
-	if (errors->count > 0)
-		return errors->count;
+	return rules_refuse_exposed_secret(rules, st.st_mode, path, errors);
+}
+
+unsigned rules_refuse_exposed_secret(const struct rules *rules, unsigned mode, const char *path,
+				     struct rules_errors *errors)
+{
 	/* A password readable by every local user is no secret: refuse the file until it is one. */
-	if (rules->has_login && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	if (errors->count == 0 && rules->has_login && (mode & (S_IRWXG | S_IRWXO)) != 0)
 		load_error(errors, "rules file %s: holds a parent's password but is readable by group or others "
 			   "(chmod go= it, or hand it over with LoadCredential=)", path);
 	return errors->count;

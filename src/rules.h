@@ -99,25 +99,42 @@ struct rules_group {
 	uint32_t member_count;
 };
 
+/* Where rules_parse() and rules_load() write a text file's table. */
+struct rules_tables {
+	struct rule rules[RULES_MAX];
+	struct rule_item items[RULE_ITEMS_MAX];
+	struct rule_net nets[RULE_ITEMS_MAX];
+	struct rules_group groups[RULES_GROUPS_MAX];
+	uint32_t member_offsets[RULE_ITEMS_MAX];
+	struct parent parents[RULES_PARENTS_MAX];
+	char text[RULES_TEXT_MAX_BYTES];
+};
+
+/*
+ * A table: its arrays are in tables when parsed from text, or in a
+ * compiled image mapped from its file (rules_image.h), read in place.
+ */
 struct rules {
 	unsigned rule_count;
-	struct rule rules[RULES_MAX];
+	struct rule *rules;
 	uint32_t item_count;
-	struct rule_item items[RULE_ITEMS_MAX];
+	struct rule_item *items;
 	uint32_t net_count;
-	struct rule_net nets[RULE_ITEMS_MAX];
+	struct rule_net *nets;
 	unsigned group_count;
-	struct rules_group groups[RULES_GROUPS_MAX];
+	struct rules_group *groups;
 	uint32_t member_count;
-	uint32_t member_offsets[RULE_ITEMS_MAX];
+	uint32_t *member_offsets;
 	unsigned parent_count;
-	struct parent parents[RULES_PARENTS_MAX];
+	struct parent *parents;
 	bool has_login;           /* some parent's password is in the file */
+	bool compiled;            /* the arrays are a mapped image's */
 	uint32_t text_len;
-	char text[RULES_TEXT_MAX_BYTES];
-	const char *source;       /* rules_parse()'s text, or NULL: rules_load() streams the file at path */
+	char *text;
+	const char *source;       /* the text parsed, when there is any to keep (rules_parse(), an image), or NULL */
 	size_t source_len;
-	const char *path;
+	const char *path;         /* rules_load()'s file */
+	struct rules_tables tables;
 };
 
 struct rules_errors {
@@ -136,10 +153,14 @@ unsigned rules_parse(struct rules *rules, const char *text, size_t len, const ch
 
 /*
  * Reads path (relative paths from $CREDENTIALS_DIRECTORY, as --auth-file)
- * and parses it. A file that names a parent's password must not be readable
+ * and parses it, or maps it when it is a compiled image (rules_image.h). A file that names a parent's password must not be readable
  * by group or others. Returns the number of errors, each in errors.
  */
 unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *errors);
+
+/* A file (mode) holding a parent's password must not be readable by group or others: the error count after saying so. */
+unsigned rules_refuse_exposed_secret(const struct rules *rules, unsigned mode, const char *path,
+				     struct rules_errors *errors);
 
 /* Who asks for what, as far as it is known. */
 struct rules_subject {

@@ -52,18 +52,25 @@ make_users() {
 		http dave 10.1.2.3 9.9.9.9:8080 deny 11
 	CASES
 	cut -d' ' -f1-4 "$BATS_TEST_TMPDIR/cases" >"$BATS_TEST_TMPDIR/requests"
-	run timeout -k 1 120 unshare --net --mount "$RULES_TABLE/run" "$TUNNELD" "$BATS_TEST_TMPDIR/rules" \
-		"$BATS_TEST_TMPDIR/users" "$BATS_TEST_TMPDIR/requests" "$LOG"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	local number=0 protocol user from to verdict line
-	while read -r protocol user from to verdict line; do
-		number=$((number + 1))
-		grep -qx "$number tunnel=$verdict rule=$line explain=$verdict line=$line" <<<"$output" ||
-			{ echo "case $number ($protocol $user from $from to $to): want $verdict by line $line"; false; }
-	done <"$BATS_TEST_TMPDIR/cases"
-	[ "$number" -eq 19 ]
-	[ "$(grep -c ' tunnel=' <<<"$output")" -eq 19 ]
+	# The text, then its compiled image: the same verdicts by the same lines, in tunnels and in --explain.
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$BATS_TEST_TMPDIR/rules.image"
+	local rules number protocol user from to verdict line
+	for rules in "$BATS_TEST_TMPDIR/rules" "$BATS_TEST_TMPDIR/rules.image"; do
+		: >"$LOG"
+		run timeout -k 1 120 unshare --net --mount "$RULES_TABLE/run" "$TUNNELD" "$rules" \
+			"$BATS_TEST_TMPDIR/users" "$BATS_TEST_TMPDIR/requests" "$LOG"
+		echo "$rules:"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		number=0
+		while read -r protocol user from to verdict line; do
+			number=$((number + 1))
+			grep -qx "$number tunnel=$verdict rule=$line explain=$verdict line=$line" <<<"$output" ||
+				{ echo "case $number ($protocol $user from $from to $to): want $verdict by line $line"; false; }
+		done <"$BATS_TEST_TMPDIR/cases"
+		[ "$number" -eq 19 ]
+		[ "$(grep -c ' tunnel=' <<<"$output")" -eq 19 ]
+	done
 }
 
 # check_error FILE_TEXT LINE:COL MESSAGE: --check refuses the text, naming that place first and saying MESSAGE.
@@ -476,4 +483,88 @@ start_hostile_parent() {
 		run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/public" --explain "to=$global:443"
 		[ "${lines[-1]}" = "verdict: allow, line 1" ] || { echo "$global: $output"; false; }
 	done
+}
+
+@test "a compiled image: --compile writes it whole by rename, tunnels and --explain read it, a damaged or foreign one is refused, a password keeps it 0600" {
+	start_target echo
+	printf '# the echo target\nallow to 127.0.0.1 port %s\ndeny\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/rules"
+	local image=$BATS_TEST_TMPDIR/rules.image
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$image"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "tunneld: $BATS_TEST_TMPDIR/rules OK: 2 rules, 0 groups, 0 parents" ]
+	[ "${lines[1]}" = "tunneld: compiled into $image" ]
+	[ "$(stat -c %a "$image")" = 644 ]
+	[ "$(head -c 16 "$image")" = "tunneld rules 1" ]
+	# No temporary file is left beside it.
+	[ "$(find "$BATS_TEST_TMPDIR" -name 'rules.image*' | wc -l)" -eq 1 ]
+	run "$TUNNELD" --rules "$image" --check
+	[ "$status" -eq 0 ]
+	[ "$output" = "tunneld: $image OK: 2 rules, 0 groups, 0 parents (compiled)" ]
+	# --explain shows the line's text, which the image carries.
+	run "$TUNNELD" --rules "$image" --explain to=127.0.0.1:"$TARGET_PORT"
+	[ "$status" -eq 0 ]
+	[[ $output == *"127.0.0.1: allow, allowed by a rule, line 2: allow to 127.0.0.1 port $TARGET_PORT"* ]]
+	[ "${lines[-1]}" = "verdict: allow, line 2" ]
+
+	start_proxy --rules "$image"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 duration_ms=[0-9]+ rule=2$"
+	run raw_request "CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n"
+	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
+	wait_log "-> 127.0.0.1:1 status=403 .* rule=3"
+
+	# Recompiled while the proxy serves: the next connection sees the new rules.
+	printf 'deny to 127.0.0.1\n' >"$BATS_TEST_TMPDIR/rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$image" >/dev/null
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=403 .* rule=1"
+
+	# Cut short, one byte changed in its table, from another build, or compiled again: refused, each saying why.
+	head -c 100 "$image" >"$BATS_TEST_TMPDIR/short.image"
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/short.image" --check
+	[ "$status" -eq 2 ]
+	[[ $stderr == "tunneld: compiled rules $BATS_TEST_TMPDIR/short.image: damaged ("*" bytes, the header says "*")" ]]
+	# The first rule's verb made 9: after the 80-byte header, its line, first value and value count.
+	cp "$image" "$BATS_TEST_TMPDIR/verb.image"
+	printf '\011' | dd of="$BATS_TEST_TMPDIR/verb.image" bs=1 seek=90 conv=notrunc status=none
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/verb.image" --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged (rule 1)" ]
+	cp "$image" "$BATS_TEST_TMPDIR/foreign.image"
+	printf '\377' | dd of="$BATS_TEST_TMPDIR/foreign.image" bs=1 seek=20 conv=notrunc status=none
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/foreign.image" --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: compiled rules $BATS_TEST_TMPDIR/foreign.image: made by another build of tunneld; compile it again" ]
+	run --separate-stderr "$TUNNELD" --rules "$image" --compile "$BATS_TEST_TMPDIR/again.image"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $image: already compiled; compile its text" ]
+	# A connection given a damaged image is closed unanswered, and the log says why.
+	start_proxy --rules "$BATS_TEST_TMPDIR/verb.image"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[ -z "$output" ]
+	wait_log "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged \\(rule 1\\)"
+
+	# A broken text writes nothing, and leaves the image in place as it was.
+	local before
+	before=$(sha256sum <"$image")
+	printf 'allow to x prt 1\n' >"$BATS_TEST_TMPDIR/rules"
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$image"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $BATS_TEST_TMPDIR/rules:1:12: expected user, group, from, to, port or protocol, found 'prt'" ]
+	[ "$(sha256sum <"$image")" = "$before" ]
+
+	# A parent's password: the image is made 0600, and refused once group or others may read it.
+	printf 'via http://parent:secret@127.0.0.1:3128 to x.example\n' >"$BATS_TEST_TMPDIR/rules"
+	chmod 600 "$BATS_TEST_TMPDIR/rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$image" >/dev/null
+	[ "$(stat -c %a "$image")" = 600 ]
+	run "$TUNNELD" --rules "$image" --explain to=x.example:443
+	[[ $output == *"via http://parent:***@127.0.0.1:3128 to x.example"* ]]
+	[[ $output != *secret* ]]
+	chmod 644 "$image"
+	run --separate-stderr "$TUNNELD" --rules "$image" --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: rules file $image: holds a parent's password but is readable by group or others (chmod go= it, or hand it over with LoadCredential=)" ]
 }

@@ -1,0 +1,399 @@
+/*
+ * rules_image: the compiled form of a rules file (tunneld(8) "Compiled
+ * rules").
+ *
+ * An image is the table as this build lays it out: a header with the
+ * counts and the build's struct sizes, then each array at an 8-byte
+ * boundary, then the source text (for --explain, never read by a
+ * connection). A connection maps the file read-only and uses the arrays in
+ * place: no parse and no fresh pages, which is what a text file costs.
+ * The image is as trusted as the file it was made from, yet every count,
+ * index and offset is checked before the judge sees it, so a damaged or
+ * foreign image is refused with a message, as a broken text file is.
+ */
+#include "rules_image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { LAYOUT_SIZES = 6, ARRAYS = 8 }; /* the arrays: the 7 of the table, then the source */
+
+struct image_header {
+	char magic[RULES_IMAGE_MAGIC_BYTES];
+	uint32_t layout[LAYOUT_SIZES];   /* the sizes this build gives its structs: another build's image is refused */
+	uint32_t counts[ARRAYS];         /* elements of each array, in the order of array_sizes() */
+	uint32_t has_login;
+	uint32_t reserved;               /* zero: the header is a multiple of RULES_IMAGE_ALIGN */
+};
+
+static const char image_magic[RULES_IMAGE_MAGIC_BYTES] = RULES_IMAGE_MAGIC;
+
+static void layout_of(uint32_t *layout)
+{
+	layout[0] = sizeof(struct image_header);
+	layout[1] = sizeof(struct rule);
+	layout[2] = sizeof(struct rule_item);
+	layout[3] = sizeof(struct rule_net);
+	layout[4] = sizeof(struct rules_group);
+	layout[5] = sizeof(struct parent);
+}
+
+/* Each array's element size and most elements, in image order. */
+static const struct {
+	size_t element;
+	size_t most;
+} arrays[ARRAYS] = {
+	{ sizeof(struct rule), RULES_MAX },
+	{ sizeof(struct rule_item), RULE_ITEMS_MAX },
+	{ sizeof(struct rule_net), RULE_ITEMS_MAX },
+	{ sizeof(struct rules_group), RULES_GROUPS_MAX },
+	{ sizeof(uint32_t), RULE_ITEMS_MAX },
+	{ sizeof(struct parent), RULES_PARENTS_MAX },
+	{ 1, RULES_TEXT_MAX_BYTES },
+	{ 1, RULES_FILE_MAX_BYTES },
+};
+
+static size_t at_most_size(size_t value, size_t limit)
+{
+	return value < limit ? value : limit;
+}
+
+static size_t aligned(size_t offset)
+{
+	return (offset + RULES_IMAGE_ALIGN - 1) / RULES_IMAGE_ALIGN * RULES_IMAGE_ALIGN;
+}
+
+/* Where each array starts, and the image's size, from counts already checked against arrays[].most. */
+static size_t place_arrays(const uint32_t *counts, size_t *offsets)
+{
+	size_t at = sizeof(struct image_header);
+
+	for (size_t i = 0; i < ARRAYS; i++) {
+		at = aligned(at);
+		offsets[i] = at;
+		at += counts[i] * arrays[i].element;
+	}
+	return at;
+}
+
+static unsigned __attribute__((format(printf, 2, 3))) image_error(struct rules_errors *errors, const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	if (errors->count++ < RULES_ERRORS_MAX)
+		(void)vsnprintf(errors->messages[errors->count - 1], RULES_ERROR_MAX_BYTES, format, // NOLINT(clang-analyzer-valist.Uninitialized)
+				args);
+	va_end(args);
+	return errors->count;
+}
+
+bool rules_image_is(const void *start, size_t len)
+{
+	return len >= RULES_IMAGE_MAGIC_BYTES && memcmp(start, image_magic, RULES_IMAGE_MAGIC_BYTES) == 0;
+}
+
+static bool names_text(const struct rules *rules, uint32_t offset)
+{
+	return offset < rules->text_len;
+}
+
+static bool string_ends(const char *text, size_t size)
+{
+	return memchr(text, '\0', size) != NULL;
+}
+
+/* A bool's byte, read as a byte: any other value in a bool is undefined behaviour, so it is looked at this way first. */
+static bool is_bool(const bool *field)
+{
+	uint8_t byte;
+	memcpy(&byte, field, 1);
+	return byte <= 1;
+}
+
+static bool item_is_sound(const struct rules *rules, const struct rule_item *item)
+{
+	switch ((enum rule_item_kind)item->kind) {
+	case ITEM_USER:
+	case ITEM_DEST_NAME:
+		return names_text(rules, item->u.name);
+	case ITEM_GROUP:
+		return item->u.group < rules->group_count;
+	case ITEM_SOURCE_NET:
+	case ITEM_DEST_NET:
+		return item->u.net < rules->net_count;
+	case ITEM_PORT:
+		return item->u.ports.first >= 1 && item->u.ports.first <= item->u.ports.last;
+	case ITEM_DEST_PUBLIC:
+	case ITEM_DEST_ANY:
+		return true;
+	}
+	return false;
+}
+
+static bool parent_is_sound(const struct parent *parent)
+{
+	return is_bool(&parent->has_login) && (parent->scheme == PARENT_HTTP || parent->scheme == PARENT_SOCKS5) &&
+	       (parent->host_kind == HOST_NAME || parent->host_kind == HOST_IPV4 || parent->host_kind == HOST_IPV6) &&
+	       parent->port >= 1 && parent->port <= 65535 && string_ends(parent->host, sizeof(parent->host)) &&
+	       parent->host[0] != '\0' && string_ends(parent->user, sizeof(parent->user)) &&
+	       string_ends(parent->password, sizeof(parent->password)) &&
+	       string_ends(parent->display, sizeof(parent->display));
+}
+
+/* Every index and offset within its array, every string ended: 0, or the error count. */
+static unsigned check_tables(const struct rules *rules, const char *name, struct rules_errors *errors)
+{
+	if (rules->text_len > 0 && rules->text[rules->text_len - 1] != '\0')
+		return image_error(errors, "compiled rules %s: damaged (names)", name);
+	for (uint32_t i = 0; i < rules->rule_count; i++) {
+		const struct rule *rule = &rules->rules[i];
+		if (rule->first_item > rules->item_count || rule->item_count > rules->item_count - rule->first_item ||
+		    rule->verb > RULE_VERB_VIA || (rule->verb == RULE_VERB_VIA && rule->parent >= rules->parent_count) ||
+		    rule->protocols > (RULE_PROTOCOL_HTTP | RULE_PROTOCOL_SOCKS5) || rule->line == 0 ||
+		    !is_bool(&rule->has_who) || !is_bool(&rule->has_from) || !is_bool(&rule->has_to) ||
+		    !is_bool(&rule->has_port))
+			return image_error(errors, "compiled rules %s: damaged (rule %u)", name, i + 1);
+	}
+	for (uint32_t i = 0; i < rules->item_count; i++)
+		if (!item_is_sound(rules, &rules->items[i]))
+			return image_error(errors, "compiled rules %s: damaged (value %u)", name, i + 1);
+	for (uint32_t i = 0; i < rules->net_count; i++) {
+		const struct rule_net *net = &rules->nets[i];
+		if (!((net->family == AF_INET && net->prefix <= 32) || (net->family == AF_INET6 && net->prefix <= 128)))
+			return image_error(errors, "compiled rules %s: damaged (network %u)", name, i + 1);
+	}
+	for (uint32_t i = 0; i < rules->group_count; i++) {
+		const struct rules_group *group = &rules->groups[i];
+		if (!names_text(rules, group->name) || group->first_member > rules->member_count ||
+		    group->member_count > rules->member_count - group->first_member)
+			return image_error(errors, "compiled rules %s: damaged (group %u)", name, i + 1);
+	}
+	for (uint32_t i = 0; i < rules->member_count; i++)
+		if (!names_text(rules, rules->member_offsets[i]))
+			return image_error(errors, "compiled rules %s: damaged (group member %u)", name, i + 1);
+	for (uint32_t i = 0; i < rules->parent_count; i++)
+		if (!parent_is_sound(&rules->parents[i]))
+			return image_error(errors, "compiled rules %s: damaged (parent %u)", name, i + 1);
+	return 0;
+}
+
+unsigned rules_image_use(struct rules *rules, void *image, size_t size, const char *name, struct rules_errors *errors)
+{
+	struct image_header header;
+	uint32_t layout[LAYOUT_SIZES];
+	size_t offsets[ARRAYS];
+	char *base = image;
+
+	if (size < sizeof(header) || !rules_image_is(image, size))
+		return image_error(errors, "compiled rules %s: damaged (header)", name);
+	if ((uintptr_t)image % RULES_IMAGE_ALIGN != 0)
+		return image_error(errors, "compiled rules %s: not aligned in memory", name);
+	memcpy(&header, image, sizeof(header));
+	layout_of(layout);
+	if (memcmp(header.layout, layout, sizeof(layout)) != 0)
+		return image_error(errors, "compiled rules %s: made by another build of tunneld; compile it again", name);
+	for (size_t i = 0; i < ARRAYS; i++)
+		if (header.counts[i] > arrays[i].most)
+			return image_error(errors, "compiled rules %s: damaged (counts out of range)", name);
+	if (header.has_login > 1 || header.reserved != 0)
+		return image_error(errors, "compiled rules %s: damaged (header)", name);
+	size_t expected = place_arrays(header.counts, offsets);
+	if (expected != size)
+		return image_error(errors, "compiled rules %s: damaged (%zu bytes, the header says %zu)", name, size, expected);
+	rules->rule_count = header.counts[0];
+	rules->rules = (struct rule *)(void *)(base + offsets[0]);
+	rules->item_count = header.counts[1];
+	rules->items = (struct rule_item *)(void *)(base + offsets[1]);
+	rules->net_count = header.counts[2];
+	rules->nets = (struct rule_net *)(void *)(base + offsets[2]);
+	rules->group_count = header.counts[3];
+	rules->groups = (struct rules_group *)(void *)(base + offsets[3]);
+	rules->member_count = header.counts[4];
+	rules->member_offsets = (uint32_t *)(void *)(base + offsets[4]);
+	rules->parent_count = header.counts[5];
+	rules->parents = (struct parent *)(void *)(base + offsets[5]);
+	rules->text_len = header.counts[6];
+	rules->text = base + offsets[6];
+	rules->source = base + offsets[7];
+	rules->source_len = header.counts[7];
+	rules->has_login = header.has_login == 1;
+	rules->compiled = true;
+	return check_tables(rules, name, errors);
+}
+
+unsigned rules_image_map(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors)
+{
+	if (size < sizeof(struct image_header))
+		return image_error(errors, "compiled rules %s: damaged (header)", name);
+	void *image = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (image == MAP_FAILED)
+		return image_error(errors, "compiled rules %s: cannot map it: %s", name, strerror(errno));
+	/*
+	 * The pages are already in the page cache: map the table's in one call
+	 * (Linux 5.14; elsewhere a no-op) rather than a fault each. The source
+	 * text after it is left alone; only --explain reads it.
+	 */
+	const struct image_header *header = image;
+	if (rules_image_is(image, size)) {
+		size_t offsets[ARRAYS];
+		uint32_t counts[ARRAYS];
+		memcpy(counts, header->counts, sizeof(counts));
+		counts[ARRAYS - 1] = 0;
+		bool in_range = true;
+		for (size_t i = 0; i < ARRAYS; i++)
+			in_range = in_range && counts[i] <= arrays[i].most;
+		if (in_range)
+			(void)madvise(image, at_most_size(place_arrays(counts, offsets), size), MADV_POPULATE_READ);
+	}
+	return rules_image_use(rules, image, size, name, errors);
+}
+
+size_t rules_image_build(const struct rules *rules, const char *source, size_t source_len, void *out, size_t capacity)
+{
+	struct image_header header = { .has_login = rules->has_login ? 1 : 0 };
+	const void *starts[ARRAYS] = { rules->rules, rules->items, rules->nets, rules->groups,
+				       rules->member_offsets, rules->parents, rules->text, source };
+	size_t offsets[ARRAYS];
+	char *base = out;
+
+	memcpy(header.magic, image_magic, sizeof(header.magic));
+	layout_of(header.layout);
+	header.counts[0] = rules->rule_count;
+	header.counts[1] = rules->item_count;
+	header.counts[2] = rules->net_count;
+	header.counts[3] = rules->group_count;
+	header.counts[4] = rules->member_count;
+	header.counts[5] = rules->parent_count;
+	header.counts[6] = rules->text_len;
+	if (source_len > arrays[ARRAYS - 1].most)
+		return 0;
+	header.counts[7] = (uint32_t)source_len;
+	size_t size = place_arrays(header.counts, offsets);
+	if (size > capacity)
+		return 0;
+	/* Zeroed first: the padding between arrays is part of the file, and must say nothing. */
+	memset(out, 0, size);
+	memcpy(out, &header, sizeof(header));
+	for (size_t i = 0; i < ARRAYS; i++)
+		if (header.counts[i] > 0)
+			memcpy(base + offsets[i], starts[i], header.counts[i] * arrays[i].element);
+	return size;
+}
+
+/* The whole file at path into a new buffer (which the caller frees); its length in *len, or NULL with an error. */
+static char *read_whole(const char *path, size_t *len, struct stat *st, struct rules_errors *errors)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		(void)image_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	char *text = NULL;
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
+		(void)image_error(errors, "rules file %s: not a regular file", path);
+	else if ((size_t)st->st_size > RULES_FILE_MAX_BYTES)
+		(void)image_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
+	else if ((text = malloc(RULES_FILE_MAX_BYTES + 1)) == NULL)
+		(void)image_error(errors, "rules file %s: out of memory", path);
+	*len = 0;
+	while (text != NULL) {
+		/* One byte more than the limit may hold: a file that grew since fstat is still caught. */
+		ssize_t n = read(fd, text + *len, RULES_FILE_MAX_BYTES + 1 - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || *len + (size_t)n > RULES_FILE_MAX_BYTES) {
+			(void)image_error(errors, n < 0 ? "cannot read rules file %s: %s" : "rules file %s: larger than the limit%s",
+					  path, n < 0 ? strerror(errno) : "");
+			free(text);
+			text = NULL;
+			break;
+		}
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	(void)close(fd);
+	return text;
+}
+
+/* All of size bytes at data to path, made new (mode), fsynced, then renamed into place. */
+static unsigned write_replacing(const char *path, const void *data, size_t size, mode_t mode,
+				struct rules_errors *errors)
+{
+	char temporary[4096];
+
+	if ((size_t)snprintf(temporary, sizeof(temporary), "%s.XXXXXX", path) >= sizeof(temporary))
+		return image_error(errors, "%s: path too long", path);
+	int fd = mkostemp(temporary, O_CLOEXEC);
+	if (fd < 0)
+		return image_error(errors, "cannot create %s: %s", temporary, strerror(errno));
+	const char *failed = NULL;
+	int saved = 0;
+	for (size_t done = 0; failed == NULL && done < size;) {
+		ssize_t n = write(fd, (const char *)data + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			failed = "write";
+			saved = n < 0 ? errno : EIO;
+		} else {
+			done += (size_t)n;
+		}
+	}
+	if (failed == NULL && fchmod(fd, mode) < 0)
+		failed = "chmod", saved = errno;
+	if (failed == NULL && fsync(fd) < 0)
+		failed = "fsync", saved = errno;
+	if (close(fd) < 0 && failed == NULL)
+		failed = "close", saved = errno;
+	/* Renamed into place: a connection maps the old image or the new one, never half of one. */
+	if (failed == NULL && rename(temporary, path) < 0)
+		failed = "rename into place", saved = errno;
+	if (failed != NULL) {
+		(void)unlink(temporary);
+		return image_error(errors, "cannot write %s (%s): %s", path, failed, strerror(saved));
+	}
+	return 0;
+}
+
+unsigned rules_compile(struct rules *rules, const char *path, const char *image_path, struct rules_errors *errors)
+{
+	struct stat st;
+	size_t len;
+
+	errors->count = 0;
+	char *source = read_whole(path, &len, &st, errors);
+	if (source == NULL)
+		return errors->count;
+	if (rules_image_is(source, len)) {
+		free(source);
+		return image_error(errors, "%s: already compiled; compile its text", path);
+	}
+	if (rules_parse(rules, source, len, path, errors) == 0 &&
+	    rules_refuse_exposed_secret(rules, st.st_mode, path, errors) == 0) {
+		size_t capacity = sizeof(struct image_header) + (size_t)ARRAYS * RULES_IMAGE_ALIGN;
+		for (size_t i = 0; i < ARRAYS; i++)
+			capacity += arrays[i].element * arrays[i].most;
+		void *image = malloc(capacity);
+		size_t size = image != NULL ? rules_image_build(rules, source, len, image, capacity) : 0;
+		if (size == 0)
+			(void)image_error(errors, "%s: cannot build its image (out of memory)", path);
+		else
+			/* A password in the rules is one in the image: then only its owner may read it. */
+			(void)write_replacing(image_path, image, size, rules->has_login ? 0600 : 0644, errors);
+		free(image);
+	}
+	rules->source = NULL; /* the text is freed: --explain after this reads the file again */
+	rules->path = path;
+	free(source);
+	return errors->count;
+}

@@ -1,0 +1,43 @@
+/*
+ * rules_image: a rules file compiled once by `tunneld --compile` and mapped
+ * by every connection, its table read where it lies in the page cache
+ * (tunneld(8) "Compiled rules"). A 1,000-rule text file is parsed into
+ * fresh pages at every connection; its image costs a mapping.
+ */
+#ifndef TUNNELD_RULES_IMAGE_H
+#define TUNNELD_RULES_IMAGE_H
+
+#include "rules.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RULES_IMAGE_MAGIC "tunneld rules 1\n"
+#define RULES_IMAGE_MAGIC_BYTES 16
+#define RULES_IMAGE_ALIGN 8
+
+/* Do these bytes start an image? */
+bool rules_image_is(const void *start, size_t len);
+
+/*
+ * The image in fd, size bytes, mapped read-only and checked whole: every
+ * count, index and offset within its table. name is for messages. Returns
+ * the number of errors. The mapping lives as long as the process.
+ */
+unsigned rules_image_map(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors);
+
+/* The same on an image already in memory (RULES_IMAGE_ALIGN-aligned), which then holds rules' arrays. */
+unsigned rules_image_use(struct rules *rules, void *image, size_t size, const char *name, struct rules_errors *errors);
+
+/*
+ * Reads the rules file at path whole, parses it and, when it has no error,
+ * writes its image to image_path through a temporary file renamed into
+ * place (mode 0600 when it holds a password, else 0644). Returns the number
+ * of errors, each in errors; rules holds the parsed table.
+ */
+unsigned rules_compile(struct rules *rules, const char *path, const char *image_path, struct rules_errors *errors);
+
+/* The image of a parsed table, with its source text, into out (capacity bytes); its size, or 0 when it does not fit. */
+size_t rules_image_build(const struct rules *rules, const char *source, size_t source_len, void *out, size_t capacity);
+
+#endif
