@@ -141,7 +141,10 @@ static bool item_is_sound(const struct rules *rules, const struct rule_item *ite
 
 static bool parent_is_sound(const struct parent *parent)
 {
-	return is_bool(&parent->has_login) && (parent->scheme == PARENT_HTTP || parent->scheme == PARENT_SOCKS5) &&
+	if (!is_bool(&parent->has_login) ||
+	    (!parent->has_login && (parent->user[0] != '\0' || parent->password[0] != '\0')))
+		return false;
+	return (parent->scheme == PARENT_HTTP || parent->scheme == PARENT_SOCKS5) &&
 	       (parent->host_kind == HOST_NAME || parent->host_kind == HOST_IPV4 || parent->host_kind == HOST_IPV6) &&
 	       parent->port >= 1 && parent->port <= 65535 && string_ends(parent->host, sizeof(parent->host)) &&
 	       parent->host[0] != '\0' && string_ends(parent->user, sizeof(parent->user)) &&
@@ -180,9 +183,15 @@ static unsigned check_tables(const struct rules *rules, const char *name, struct
 	for (uint32_t i = 0; i < rules->member_count; i++)
 		if (!names_text(rules, rules->member_offsets[i]))
 			return image_error(errors, "compiled rules %s: damaged (group member %u)", name, i + 1);
-	for (uint32_t i = 0; i < rules->parent_count; i++)
+	bool any_login = false;
+	for (uint32_t i = 0; i < rules->parent_count; i++) {
 		if (!parent_is_sound(&rules->parents[i]))
 			return image_error(errors, "compiled rules %s: damaged (parent %u)", name, i + 1);
+		any_login = any_login || rules->parents[i].has_login;
+	}
+	/* The file's mode is judged by has_login: it must say what the parents hold. */
+	if (any_login != rules->has_login)
+		return image_error(errors, "compiled rules %s: damaged (logins)", name);
 	return 0;
 }
 
