@@ -371,6 +371,8 @@ static void parse_options(int argc, char **argv, struct options *options)
 		unsigned error_count = options->compile_to != NULL
 					       ? rules_compile(&rules, options->rules_path, options->compile_to, &errors)
 					       : rules_load(&rules, options->rules_path, &errors);
+		if (error_count == 0 && offline_mode)
+			error_count = rules_image_check_source(&rules, options->rules_path, &errors);
 		if (error_count > 0)
 			exit_with_rules_errors(&errors);
 	}

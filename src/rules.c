@@ -370,7 +370,7 @@ static int percent_decode(const char *text, size_t len, char *out, size_t size)
 static int parse_parent(struct cursor *cursor, const char *url, size_t column, struct parent *parent)
 {
 	const char *rest;
-	struct request authority;
+	struct request authority = { 0 }; /* whole: what follows the host's NUL is copied, and an image keeps it */
 
 	memset(parent, 0, sizeof(*parent));
 	if (strncmp(url, "http://", 7) == 0) {
@@ -961,7 +961,7 @@ static int severity(enum rules_action action)
 	return 0;
 }
 
-enum rules_action rules_judge_address(const struct rules *rules, const struct policy *policy,
+static enum rules_action judge_address(const struct rules *rules, const struct policy *policy,
 				      const struct rules_subject *subject, const struct sockaddr *address,
 				      struct rules_verdict *verdict)
 {
@@ -988,7 +988,7 @@ enum rules_action rules_judge_address(const struct rules *rules, const struct po
 	return verdict->action;
 }
 
-enum rules_action rules_judge_request(const struct rules *rules, const struct policy *policy,
+static enum rules_action judge_request(const struct rules *rules, const struct policy *policy,
 				      const struct rules_subject *subject, struct rules_verdict *verdict)
 {
 	bool address_rule_before = false, address_allow_before = false;
@@ -1004,7 +1004,7 @@ enum rules_action rules_judge_request(const struct rules *rules, const struct po
 			literal.ss_family = AF_INET6;
 		else
 			return decide(verdict, RULES_DENY, -1, "not an IP address");
-		if (rules_judge_address(rules, policy, subject, (const struct sockaddr *)&literal, verdict) == RULES_ALLOW)
+		if (judge_address(rules, policy, subject, (const struct sockaddr *)&literal, verdict) == RULES_ALLOW)
 			verdict->action = RULES_NEEDS_ADDRESSES;
 		return verdict->action;
 	}
@@ -1032,6 +1032,29 @@ enum rules_action rules_judge_request(const struct rules *rules, const struct po
 	return decide(verdict, RULES_NEEDS_ADDRESSES, -1, "the addresses decide");
 }
 
+/* A verdict that lets a tunnel through stands only if a mapped image's table is still the one checked. */
+static enum rules_action if_table_unchanged(const struct rules *rules, struct rules_verdict *verdict)
+{
+	if ((verdict->action == RULES_ALLOW || verdict->action == RULES_VIA) && !rules_image_unchanged(rules))
+		return decide(verdict, RULES_DENY, -1, "the compiled rules changed while in use (replace an image by rename)");
+	return verdict->action;
+}
+
+enum rules_action rules_judge_address(const struct rules *rules, const struct policy *policy,
+				      const struct rules_subject *subject, const struct sockaddr *address,
+				      struct rules_verdict *verdict)
+{
+	(void)judge_address(rules, policy, subject, address, verdict);
+	return if_table_unchanged(rules, verdict);
+}
+
+enum rules_action rules_judge_request(const struct rules *rules, const struct policy *policy,
+				      const struct rules_subject *subject, struct rules_verdict *verdict)
+{
+	(void)judge_request(rules, policy, subject, verdict);
+	return if_table_unchanged(rules, verdict);
+}
+
 unsigned rules_line(const struct rules *rules, int rule)
 {
 	return rule >= 0 && (unsigned)rule < rules->rule_count ? rules->rules[rule].line : 0;
@@ -1051,8 +1074,12 @@ static void mask_passwords(char *out, size_t size)
 		if (colon == NULL)
 			continue;
 		size_t tail = strlen(at_sign) + 1;
-		if ((size_t)(colon + 1 - out) + 3 + tail > size)
-			continue;
+		if ((size_t)(colon + 1 - out) + 3 + tail > size) {
+			/* No room for the rest after ***: the line is cut there, never left unmasked. */
+			size_t room = size - (size_t)(colon + 1 - out);
+			(void)snprintf(colon + 1, room, "***");
+			return;
+		}
 		memmove(colon + 4, at_sign, tail);
 		colon[1] = colon[2] = colon[3] = '*';
 		scheme_end = colon;

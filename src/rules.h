@@ -129,6 +129,9 @@ struct rules {
 	struct parent *parents;
 	bool has_login;           /* some parent's password is in the file */
 	bool compiled;            /* the arrays are a mapped image's */
+	uint64_t image_checksum;  /* an image's, and the bytes it covers: rules_image_unchanged() */
+	const char *checked_start;
+	size_t checked_len;
 	uint32_t text_len;
 	char *text;
 	const char *source;       /* the text parsed, when there is any to keep (rules_parse(), an image), or NULL */

@@ -40,4 +40,20 @@ unsigned rules_compile(struct rules *rules, const char *path, const char *image_
 /* The image of a parsed table, with its source text, into out (capacity bytes); its size, or 0 when it does not fit. */
 size_t rules_image_build(const struct rules *rules, const char *source, size_t source_len, void *out, size_t capacity);
 
+/*
+ * Is a mapped image's table as it was checked? Only an image written in
+ * place while mapped changes it (never one replaced by rename); a verdict
+ * from a changed table is not to be acted on. True for a text file's table.
+ */
+bool rules_image_unchanged(const struct rules *rules);
+
+/* Whether a table parsed from an image's text equals the image's: --check's proof of the image; the error count. */
+unsigned rules_image_check_source(const struct rules *rules, const char *name, struct rules_errors *errors);
+
+/* Two tables, entry for entry. */
+bool rules_tables_equal(const struct rules *a, const struct rules *b);
+
+/* Writes an image's checksum again after its bytes were changed (the fuzzer's way past it to the other checks). */
+void rules_image_seal(void *image, size_t size);
+
 #endif

@@ -526,12 +526,18 @@ start_hostile_parent() {
 	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/short.image" --check
 	[ "$status" -eq 2 ]
 	[[ $stderr == "tunneld: compiled rules $BATS_TEST_TMPDIR/short.image: damaged ("*" bytes, the header says "*")" ]]
-	# The first rule's verb made 9: after the 80-byte header, its line, first value and value count.
+	# The first rule's verb made 9: after the 88-byte header, its line, first value and value count.
 	cp "$image" "$BATS_TEST_TMPDIR/verb.image"
-	printf '\011' | dd of="$BATS_TEST_TMPDIR/verb.image" bs=1 seek=90 conv=notrunc status=none
+	printf '\011' | dd of="$BATS_TEST_TMPDIR/verb.image" bs=1 seek=98 conv=notrunc status=none
 	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/verb.image" --check
 	[ "$status" -eq 2 ]
-	[ "$stderr" = "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged (rule 1)" ]
+	[ "$stderr" = "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged (checksum)" ]
+	# Its text changed (the table is whole): connections would keep the table, --check says they differ.
+	cp "$image" "$BATS_TEST_TMPDIR/text.image"
+	printf 'x' | dd of="$BATS_TEST_TMPDIR/text.image" bs=1 seek=$(($(stat -c %s "$image") - 2)) conv=notrunc status=none
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/text.image" --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: compiled rules $BATS_TEST_TMPDIR/text.image: its table is not its text's; compile the text again" ]
 	cp "$image" "$BATS_TEST_TMPDIR/foreign.image"
 	printf '\377' | dd of="$BATS_TEST_TMPDIR/foreign.image" bs=1 seek=20 conv=notrunc status=none
 	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/foreign.image" --check
@@ -544,7 +550,7 @@ start_hostile_parent() {
 	start_proxy --rules "$BATS_TEST_TMPDIR/verb.image"
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
 	[ -z "$output" ]
-	wait_log "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged \\(rule 1\\)"
+	wait_log "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged \\(checksum\\)"
 
 	# A broken text writes nothing, and leaves the image in place as it was.
 	local before
@@ -567,4 +573,59 @@ start_hostile_parent() {
 	run --separate-stderr "$TUNNELD" --rules "$image" --check
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "tunneld: rules file $image: holds a parent's password but is readable by group or others (chmod go= it, or hand it over with LoadCredential=)" ]
+}
+
+@test "compiled images, review regressions: the login flag in the header, modes, what --compile replaces, a password on a long line, an image written in place while mapped" {
+	# The header says no login while a parent has one: refused, so a world-readable password is never used.
+	printf 'via http://pu:secretpw@127.0.0.1:3128 to partner.example\ndeny\n' >"$BATS_TEST_TMPDIR/p.rules"
+	chmod 600 "$BATS_TEST_TMPDIR/p.rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/p.rules" --compile "$BATS_TEST_TMPDIR/p.image" >/dev/null
+	printf '\000' | dd of="$BATS_TEST_TMPDIR/p.image" bs=1 seek=72 conv=notrunc status=none
+	chmod 644 "$BATS_TEST_TMPDIR/p.image"
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/p.image" --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: compiled rules $BATS_TEST_TMPDIR/p.image: damaged (logins)" ]
+
+	# An image is no more readable than its text.
+	printf 'allow to 127.0.0.1 port 1 # a private note\n' >"$BATS_TEST_TMPDIR/private.rules"
+	chmod 600 "$BATS_TEST_TMPDIR/private.rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/private.rules" --compile "$BATS_TEST_TMPDIR/private.image" >/dev/null
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/private.image")" = 600 ]
+
+	# --compile replaces nothing but an image: not its own text, nor another file.
+	local before
+	before=$(sha256sum <"$BATS_TEST_TMPDIR/private.rules")
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/private.rules" --compile "$BATS_TEST_TMPDIR/private.rules"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $BATS_TEST_TMPDIR/private.rules: exists and is not a compiled image; not replaced" ]
+	[ "$(sha256sum <"$BATS_TEST_TMPDIR/private.rules")" = "$before" ]
+
+	# A password on a line too long to show whole with *** is cut, never shown (text and image alike).
+	local line
+	line="via http://u:p@127.0.0.1:3128 to partner.example #"
+	line+=$(head -c $((4096 - ${#line})) /dev/zero | tr '\0' x)
+	[ "${#line}" -eq 4096 ]
+	printf '%s\n' "$line" >"$BATS_TEST_TMPDIR/long.rules"
+	chmod 600 "$BATS_TEST_TMPDIR/long.rules"
+	run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/long.rules" --explain to=partner.example:443
+	[[ $output == *"via http://u:***"* ]]
+	[[ $output != *"u:p@"* ]]
+
+	# Written in place (cp) while a connection has it mapped: a verdict from the changed table is not acted on.
+	start_target echo
+	printf 'allow to 127.0.0.2 port %s #\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/a.rules"
+	printf 'allow to 127.0.0.1 port %s #\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/b.rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/a.rules" --compile "$BATS_TEST_TMPDIR/live.image" >/dev/null
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/b.rules" --compile "$BATS_TEST_TMPDIR/b.image" >/dev/null
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/live.image")" = "$(stat -c %s "$BATS_TEST_TMPDIR/b.image")" ]
+	start_proxy --rules "$BATS_TEST_TMPDIR/live.image"
+	local connection answer
+	exec {connection}<>"/dev/tcp/127.0.0.1/$PROXY_PORT" # not fd 3: bats reports through it
+	wait_for "a tunneld with the image mapped" sh -c 'grep -qs "$0" /proc/[0-9]*/maps' "$BATS_TEST_TMPDIR/live.image"
+	cp "$BATS_TEST_TMPDIR/b.image" "$BATS_TEST_TMPDIR/live.image"
+	printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n' "$TARGET_PORT" >&"$connection"
+	read -r -t 10 answer <&"$connection"
+	exec {connection}<&-
+	[[ $answer == "HTTP/1.1 403 Forbidden"* ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=403 .*the compiled rules changed while in use"
 }
