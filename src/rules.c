@@ -670,7 +670,7 @@ unsigned rules_parse(struct rules *rules, const char *text, size_t len, const ch
 	return errors->count;
 }
 
-static void __attribute__((format(printf, 2, 3))) load_error(struct rules_errors *errors, const char *format, ...)
+unsigned rules_error(struct rules_errors *errors, const char *format, ...)
 {
 	va_list args;
 
@@ -679,6 +679,7 @@ static void __attribute__((format(printf, 2, 3))) load_error(struct rules_errors
 		(void)vsnprintf(errors->messages[errors->count - 1], RULES_ERROR_MAX_BYTES, format, // NOLINT(clang-analyzer-valist.Uninitialized)
 				args);
 	va_end(args);
+	return errors->count;
 }
 
 /*
@@ -726,7 +727,7 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 	if (path[0] != '/' && credentials_directory != NULL) {
 		if ((size_t)snprintf(full_path, sizeof(full_path), "%s/%s", credentials_directory, path) >=
 		    sizeof(full_path)) {
-			load_error(errors, "rules file path too long");
+			(void)rules_error(errors, "rules file path too long");
 			return errors->count;
 		}
 		path = full_path;
@@ -735,11 +736,11 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 	rules->path = cursor.name = path;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		load_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
+		(void)rules_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
 		return errors->count;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		load_error(errors, "rules file %s: not a regular file", path);
+		(void)rules_error(errors, "rules file %s: not a regular file", path);
 		(void)close(fd);
 		return errors->count;
 	}
@@ -756,12 +757,12 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			load_error(errors, "cannot read rules file %s: %s", path, strerror(errno));
+			(void)rules_error(errors, "cannot read rules file %s: %s", path, strerror(errno));
 			break;
 		}
 		total += (size_t)n;
 		if (total > RULES_FILE_MAX_BYTES) {
-			load_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
+			(void)rules_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
 			break;
 		}
 		held += (size_t)n;
@@ -793,7 +794,7 @@ unsigned rules_refuse_exposed_secret(const struct rules *rules, unsigned mode, c
 {
 	/* A password readable by every local user is no secret: refuse the file until it is one. */
 	if (errors->count == 0 && rules->has_login && (mode & (S_IRWXG | S_IRWXO)) != 0)
-		load_error(errors, "rules file %s: holds a parent's password but is readable by group or others "
+		(void)rules_error(errors, "rules file %s: holds a parent's password but is readable by group or others "
 			   "(chmod go= it, or hand it over with LoadCredential=)", path);
 	return errors->count;
 }

@@ -161,6 +161,9 @@ unsigned rules_parse(struct rules *rules, const char *text, size_t len, const ch
  */
 unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *errors);
 
+/* One more error, kept while there is room ("NAME:..." as the caller words it); the error count. */
+unsigned __attribute__((format(printf, 2, 3))) rules_error(struct rules_errors *errors, const char *format, ...);
+
 /* A file (mode) holding a parent's password must not be readable by group or others: the error count after saying so. */
 unsigned rules_refuse_exposed_secret(const struct rules *rules, unsigned mode, const char *path,
 				     struct rules_errors *errors);

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,18 +103,6 @@ static uint64_t checksum_of(const char *start, size_t len)
 	return sum;
 }
 
-static unsigned __attribute__((format(printf, 2, 3))) image_error(struct rules_errors *errors, const char *format, ...)
-{
-	va_list args;
-
-	va_start(args, format);
-	if (errors->count++ < RULES_ERRORS_MAX)
-		(void)vsnprintf(errors->messages[errors->count - 1], RULES_ERROR_MAX_BYTES, format, // NOLINT(clang-analyzer-valist.Uninitialized)
-				args);
-	va_end(args);
-	return errors->count;
-}
-
 bool rules_image_is(const void *start, size_t len)
 {
 	return len >= RULES_IMAGE_MAGIC_BYTES && memcmp(start, image_magic, RULES_IMAGE_MAGIC_BYTES) == 0;
@@ -176,7 +163,7 @@ static bool parent_is_sound(const struct parent *parent)
 static unsigned check_tables(const struct rules *rules, const char *name, struct rules_errors *errors)
 {
 	if (rules->text_len > 0 && rules->text[rules->text_len - 1] != '\0')
-		return image_error(errors, "compiled rules %s: damaged (names)", name);
+		return rules_error(errors, "compiled rules %s: damaged (names)", name);
 	for (uint32_t i = 0; i < rules->rule_count; i++) {
 		const struct rule *rule = &rules->rules[i];
 		if (rule->first_item > rules->item_count || rule->item_count > rules->item_count - rule->first_item ||
@@ -184,34 +171,34 @@ static unsigned check_tables(const struct rules *rules, const char *name, struct
 		    rule->protocols > (RULE_PROTOCOL_HTTP | RULE_PROTOCOL_SOCKS5) || rule->line == 0 ||
 		    !is_bool(&rule->has_who) || !is_bool(&rule->has_from) || !is_bool(&rule->has_to) ||
 		    !is_bool(&rule->has_port))
-			return image_error(errors, "compiled rules %s: damaged (rule %u)", name, i + 1);
+			return rules_error(errors, "compiled rules %s: damaged (rule %u)", name, i + 1);
 	}
 	for (uint32_t i = 0; i < rules->item_count; i++)
 		if (!item_is_sound(rules, &rules->items[i]))
-			return image_error(errors, "compiled rules %s: damaged (value %u)", name, i + 1);
+			return rules_error(errors, "compiled rules %s: damaged (value %u)", name, i + 1);
 	for (uint32_t i = 0; i < rules->net_count; i++) {
 		const struct rule_net *net = &rules->nets[i];
 		if (!((net->family == AF_INET && net->prefix <= 32) || (net->family == AF_INET6 && net->prefix <= 128)))
-			return image_error(errors, "compiled rules %s: damaged (network %u)", name, i + 1);
+			return rules_error(errors, "compiled rules %s: damaged (network %u)", name, i + 1);
 	}
 	for (uint32_t i = 0; i < rules->group_count; i++) {
 		const struct rules_group *group = &rules->groups[i];
 		if (!names_text(rules, group->name) || group->first_member > rules->member_count ||
 		    group->member_count > rules->member_count - group->first_member)
-			return image_error(errors, "compiled rules %s: damaged (group %u)", name, i + 1);
+			return rules_error(errors, "compiled rules %s: damaged (group %u)", name, i + 1);
 	}
 	for (uint32_t i = 0; i < rules->member_count; i++)
 		if (!names_text(rules, rules->member_offsets[i]))
-			return image_error(errors, "compiled rules %s: damaged (group member %u)", name, i + 1);
+			return rules_error(errors, "compiled rules %s: damaged (group member %u)", name, i + 1);
 	bool any_login = false;
 	for (uint32_t i = 0; i < rules->parent_count; i++) {
 		if (!parent_is_sound(&rules->parents[i]))
-			return image_error(errors, "compiled rules %s: damaged (parent %u)", name, i + 1);
+			return rules_error(errors, "compiled rules %s: damaged (parent %u)", name, i + 1);
 		any_login = any_login || rules->parents[i].has_login;
 	}
 	/* The file's mode is judged by has_login: it must say what the parents hold. */
 	if (any_login != rules->has_login)
-		return image_error(errors, "compiled rules %s: damaged (logins)", name);
+		return rules_error(errors, "compiled rules %s: damaged (logins)", name);
 	return 0;
 }
 
@@ -223,23 +210,23 @@ unsigned rules_image_use(struct rules *rules, void *image, size_t size, const ch
 	char *base = image;
 
 	if (size < sizeof(header) || !rules_image_is(image, size))
-		return image_error(errors, "compiled rules %s: damaged (header)", name);
+		return rules_error(errors, "compiled rules %s: damaged (header)", name);
 	if ((uintptr_t)image % RULES_IMAGE_ALIGN != 0)
-		return image_error(errors, "compiled rules %s: not aligned in memory", name);
+		return rules_error(errors, "compiled rules %s: not aligned in memory", name);
 	memcpy(&header, image, sizeof(header));
 	layout_of(layout);
 	if (memcmp(header.layout, layout, sizeof(layout)) != 0)
-		return image_error(errors, "compiled rules %s: made by another build of tunneld; compile it again", name);
+		return rules_error(errors, "compiled rules %s: made by another build of tunneld; compile it again", name);
 	for (size_t i = 0; i < ARRAYS; i++)
 		if (header.counts[i] > arrays[i].most)
-			return image_error(errors, "compiled rules %s: damaged (counts out of range)", name);
+			return rules_error(errors, "compiled rules %s: damaged (counts out of range)", name);
 	if (header.has_login > 1 || header.reserved != 0)
-		return image_error(errors, "compiled rules %s: damaged (header)", name);
+		return rules_error(errors, "compiled rules %s: damaged (header)", name);
 	size_t expected = place_arrays(header.counts, offsets);
 	if (expected != size)
-		return image_error(errors, "compiled rules %s: damaged (%zu bytes, the header says %zu)", name, size, expected);
+		return rules_error(errors, "compiled rules %s: damaged (%zu bytes, the header says %zu)", name, size, expected);
 	if (checksum_of(base + offsets[0], offsets[ARRAYS - 1] - offsets[0]) != header.checksum)
-		return image_error(errors, "compiled rules %s: damaged (checksum)", name);
+		return rules_error(errors, "compiled rules %s: damaged (checksum)", name);
 	rules->rule_count = header.counts[0];
 	rules->rules = (struct rule *)(void *)(base + offsets[0]);
 	rules->item_count = header.counts[1];
@@ -267,10 +254,10 @@ unsigned rules_image_use(struct rules *rules, void *image, size_t size, const ch
 unsigned rules_image_map(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors)
 {
 	if (size < sizeof(struct image_header))
-		return image_error(errors, "compiled rules %s: damaged (header)", name);
+		return rules_error(errors, "compiled rules %s: damaged (header)", name);
 	void *image = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (image == MAP_FAILED)
-		return image_error(errors, "compiled rules %s: cannot map it: %s", name, strerror(errno));
+		return rules_error(errors, "compiled rules %s: cannot map it: %s", name, strerror(errno));
 	/*
 	 * The pages are already in the page cache: map the table's in one call
 	 * (Linux 5.14; elsewhere a no-op) rather than a fault each. The source
@@ -330,16 +317,16 @@ static char *read_whole(const char *path, size_t *len, struct stat *st, struct r
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
-		(void)image_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
+		(void)rules_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	char *text = NULL;
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode))
-		(void)image_error(errors, "rules file %s: not a regular file", path);
+		(void)rules_error(errors, "rules file %s: not a regular file", path);
 	else if ((size_t)st->st_size > RULES_FILE_MAX_BYTES)
-		(void)image_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
+		(void)rules_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
 	else if ((text = malloc(RULES_FILE_MAX_BYTES + 1)) == NULL)
-		(void)image_error(errors, "rules file %s: out of memory", path);
+		(void)rules_error(errors, "rules file %s: out of memory", path);
 	*len = 0;
 	while (text != NULL) {
 		/* One byte more than the limit may hold: a file that grew since fstat is still caught. */
@@ -347,7 +334,7 @@ static char *read_whole(const char *path, size_t *len, struct stat *st, struct r
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || *len + (size_t)n > RULES_FILE_MAX_BYTES) {
-			(void)image_error(errors, n < 0 ? "cannot read rules file %s: %s" : "rules file %s: larger than the limit%s",
+			(void)rules_error(errors, n < 0 ? "cannot read rules file %s: %s" : "rules file %s: larger than the limit%s",
 					  path, n < 0 ? strerror(errno) : "");
 			free(text);
 			text = NULL;
@@ -368,10 +355,10 @@ static unsigned write_replacing(const char *path, const void *data, size_t size,
 	char temporary[4096];
 
 	if ((size_t)snprintf(temporary, sizeof(temporary), "%s.XXXXXX", path) >= sizeof(temporary))
-		return image_error(errors, "%s: path too long", path);
+		return rules_error(errors, "%s: path too long", path);
 	int fd = mkostemp(temporary, O_CLOEXEC);
 	if (fd < 0)
-		return image_error(errors, "cannot create %s: %s", temporary, strerror(errno));
+		return rules_error(errors, "cannot create %s: %s", temporary, strerror(errno));
 	const char *failed = NULL;
 	int saved = 0;
 	for (size_t done = 0; failed == NULL && done < size;) {
@@ -396,7 +383,7 @@ static unsigned write_replacing(const char *path, const void *data, size_t size,
 		failed = "rename into place", saved = errno;
 	if (failed != NULL) {
 		(void)unlink(temporary);
-		return image_error(errors, "cannot write %s (%s): %s", path, failed, strerror(saved));
+		return rules_error(errors, "cannot write %s (%s): %s", path, failed, strerror(saved));
 	}
 	return 0;
 }
@@ -408,14 +395,14 @@ static unsigned refuse_replacing_other_file(const char *image_path, struct rules
 	struct stat st;
 
 	if (lstat(image_path, &st) < 0)
-		return errno == ENOENT ? 0 : image_error(errors, "%s: %s", image_path, strerror(errno));
+		return errno == ENOENT ? 0 : rules_error(errors, "%s: %s", image_path, strerror(errno));
 	int fd = S_ISREG(st.st_mode) ? open(image_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW) : -1;
 	bool is_image = fd >= 0 && pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
 			rules_image_is(magic, sizeof(magic));
 	if (fd >= 0)
 		(void)close(fd);
 	if (!is_image)
-		return image_error(errors, "%s: exists and is not a compiled image; not replaced", image_path);
+		return rules_error(errors, "%s: exists and is not a compiled image; not replaced", image_path);
 	return 0;
 }
 
@@ -430,7 +417,7 @@ unsigned rules_compile(struct rules *rules, const char *path, const char *image_
 		return errors->count;
 	if (rules_image_is(source, len)) {
 		free(source);
-		return image_error(errors, "%s: already compiled; compile its text", path);
+		return rules_error(errors, "%s: already compiled; compile its text", path);
 	}
 	if (refuse_replacing_other_file(image_path, errors) == 0 && rules_parse(rules, source, len, path, errors) == 0 &&
 	    rules_refuse_exposed_secret(rules, st.st_mode, path, errors) == 0) {
@@ -440,7 +427,7 @@ unsigned rules_compile(struct rules *rules, const char *path, const char *image_
 		void *image = malloc(capacity);
 		size_t size = image != NULL ? rules_image_build(rules, source, len, image, capacity) : 0;
 		if (size == 0)
-			(void)image_error(errors, "%s: cannot build its image (out of memory)", path);
+			(void)rules_error(errors, "%s: cannot build its image (out of memory)", path);
 		else
 			/*
 			 * The image carries the text: no one may read it who may not read
@@ -501,6 +488,6 @@ unsigned rules_image_check_source(const struct rules *rules, const char *name, s
 	/* --check and --explain only: what a connection trusts must be what its text says. */
 	if (rules_parse(&parsed, rules->source, rules->source_len, name, &parse_errors) != 0 ||
 	    !rules_tables_equal(&parsed, rules))
-		return image_error(errors, "compiled rules %s: its table is not its text's; compile the text again", name);
+		return rules_error(errors, "compiled rules %s: its table is not its text's; compile the text again", name);
 	return 0;
 }
