@@ -32,7 +32,7 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c \
-	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c
+	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c src/sandbox.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd

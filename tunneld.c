@@ -31,6 +31,7 @@
 #include "src/response.h"
 #include "src/rules.h"
 #include "src/rules_image.h"
+#include "src/sandbox.h"
 #include "src/signals.h"
 #include "src/socks5.h"
 #include "src/systemd.h"
@@ -1360,6 +1361,11 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
 	identify_client();
 	make_client_nonblocking();
+	/* Before the client's first byte: whatever it sends meets a process that can do little else. */
+	static struct sandbox_report sandbox;
+	sandbox_enter(&sandbox);
+	if (sandbox.why[0] != '\0')
+		log_error(sandbox.why);
 
 	/* Read and parse the head, after the load balancer's PROXY header if there is one. */
 	int64_t head_deadline_ms = start_ms + (int64_t)options.header_timeout_seconds * 1000;

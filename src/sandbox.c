@@ -1,0 +1,251 @@
+/*
+ * sandbox: rlimits, no_new_privs, Landlock and a seccomp-BPF allow-list,
+ * entered once the options are read and before the client's first byte
+ * (tunneld(8) "SANDBOX").
+ *
+ * What is left to a tunnel: reading the few files the resolver and the
+ * lazily loaded libraries (libnss_*, libsystemd, libcrypt) need; sockets of
+ * AF_INET and AF_INET6, and AF_UNIX datagrams for the journal or syslog;
+ * threads, for the resolver, but no processes and no exec; nothing written
+ * to any file. Everything else fails with EPERM (seccomp) or EACCES
+ * (Landlock), which the code already treats as any other failure: a client
+ * cannot tell a sandboxed tunnel from another.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* As many as a tunnel can use: the client's, the target's and its Happy Eyeballs attempts, splice pipes, the log, the resolver. */
+#define SANDBOX_FILES_MAX 64
+
+/* ---- Landlock ---- */
+
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV
+#define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
+#endif
+
+/* Every right Landlock ABI 1 knows: all of them are handled, so all but reading are refused. */
+#define FS_RIGHTS_ABI_1                                                                                         \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |             \
+	 LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |           \
+	 LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |               \
+	 LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |            \
+	 LANDLOCK_ACCESS_FS_MAKE_SYM)
+
+/*
+ * What may be read: the libraries dlopen() loads (merged /usr, and /lib*
+ * where it is not), and the files the resolver and the C library read.
+ * A path that does not exist is skipped.
+ */
+static const char *const readable_paths[] = {
+	"/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
+	"/etc/host.conf", "/etc/gai.conf", "/etc/services", "/etc/localtime",
+};
+
+static uint64_t fs_rights_for(int abi)
+{
+	uint64_t rights = FS_RIGHTS_ABI_1;
+	if (abi >= 2)
+		rights |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		rights |= LANDLOCK_ACCESS_FS_TRUNCATE;
+	if (abi >= 5)
+		rights |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
+	return rights;
+}
+
+/* The Landlock ABI in force afterwards, or 0 with why filled. */
+static int enter_landlock(char *why, size_t size)
+{
+	int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 1) {
+		(void)snprintf(why, size, "no Landlock (%s)", strerror(errno));
+		return 0;
+	}
+	struct landlock_ruleset_attr ruleset = { .handled_access_fs = fs_rights_for(abi) };
+	int ruleset_fd = (int)syscall(SYS_landlock_create_ruleset, &ruleset, sizeof(ruleset), 0);
+	if (ruleset_fd < 0) {
+		(void)snprintf(why, size, "Landlock ruleset: %s", strerror(errno));
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(readable_paths) / sizeof(readable_paths[0]); i++) {
+		int path_fd = open(readable_paths[i], O_PATH | O_CLOEXEC);
+		if (path_fd < 0)
+			continue;
+		struct stat st;
+		struct landlock_path_beneath_attr beneath = { .parent_fd = path_fd,
+							      .allowed_access = LANDLOCK_ACCESS_FS_READ_FILE };
+		/* A directory's right to be listed applies to directories only. */
+		if (fstat(path_fd, &st) == 0 && S_ISDIR(st.st_mode))
+			beneath.allowed_access |= LANDLOCK_ACCESS_FS_READ_DIR;
+		(void)syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+		(void)close(path_fd);
+	}
+	long restricted = syscall(SYS_landlock_restrict_self, ruleset_fd, 0);
+	int saved = errno;
+	(void)close(ruleset_fd);
+	if (restricted < 0) {
+		(void)snprintf(why, size, "Landlock: %s", strerror(saved));
+		return 0;
+	}
+	return abi;
+}
+
+/* ---- seccomp ---- */
+
+#if defined(__x86_64__)
+#define SANDBOX_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SANDBOX_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef SANDBOX_AUDIT_ARCH
+
+/* Allowed whatever their arguments. Ordered roughly by how often a tunnel makes them. */
+static const int allowed_calls[] = {
+	SYS_read, SYS_write, SYS_ppoll, SYS_splice, SYS_rt_sigprocmask, SYS_rt_sigpending, SYS_clock_gettime,
+	SYS_readv, SYS_writev, SYS_pread64, SYS_close, SYS_fcntl, SYS_getsockopt, SYS_setsockopt, SYS_getpeername,
+	SYS_getsockname, SYS_connect, SYS_shutdown, SYS_sendto, SYS_recvfrom, SYS_sendmsg, SYS_recvmsg,
+	SYS_sendmmsg, SYS_recvmmsg, SYS_pipe2, SYS_fstat, SYS_newfstatat, SYS_statx, SYS_lseek, SYS_openat,
+	SYS_mmap, SYS_mprotect, SYS_munmap, SYS_mremap, SYS_brk, SYS_madvise, SYS_rt_sigaction, SYS_rt_sigreturn,
+	SYS_sigaltstack, SYS_setitimer, SYS_getitimer, SYS_getrandom, SYS_clock_nanosleep, SYS_gettimeofday,
+	SYS_futex, SYS_set_robust_list, SYS_rseq, SYS_set_tid_address, SYS_exit, SYS_exit_group, SYS_getpid,
+	SYS_gettid, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_uname, SYS_prlimit64,
+	SYS_sched_yield, SYS_sched_getaffinity, SYS_memfd_create, SYS_dup, SYS_dup3, SYS_getdents64, SYS_fstatfs,
+	SYS_sysinfo, SYS_restart_syscall, SYS_faccessat, SYS_readlinkat,
+#ifdef SYS_poll
+	SYS_poll, SYS_open, SYS_stat, SYS_lstat, SYS_access, SYS_readlink, SYS_dup2, SYS_nanosleep, SYS_alarm,
+	SYS_time,
+#endif
+};
+
+#define SYSCALL_NUMBER offsetof(struct seccomp_data, nr)
+#define SYSCALL_ARCH offsetof(struct seccomp_data, arch)
+#define SYSCALL_ARG_LOW(n) offsetof(struct seccomp_data, args[n]) /* the low 32 bits, on these little-endian machines */
+
+#define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define FAIL_WITH(error) BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((error) & SECCOMP_RET_DATA))
+
+enum { FILTER_MAX = 2 * (sizeof(allowed_calls) / sizeof(allowed_calls[0])) + 40 };
+
+/* The program: the architecture, then each allowed call, then socket() and clone() by their arguments. */
+static size_t build_filter(struct sock_filter *filter)
+{
+	size_t n = 0;
+
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARCH);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_AUDIT_ARCH, 1, 0);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER);
+	for (size_t i = 0; i < sizeof(allowed_calls) / sizeof(allowed_calls[0]); i++) {
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)allowed_calls[i], 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+	}
+	/*
+	 * Signals to this process only: the resolver's completion
+	 * (getaddrinfo_a's SIGEV_SIGNAL is an rt_sigqueueinfo), raise() and abort().
+	 */
+	uint32_t self = (uint32_t)getpid();
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 1, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 0, 4);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
+	filter[n++] = (struct sock_filter)ALLOW;
+	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	/* clone3's flags are in memory a filter cannot read: ENOSYS sends glibc back to clone(). */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
+	filter[n++] = (struct sock_filter)FAIL_WITH(ENOSYS);
+	/* clone(): threads (the resolver's), never a process. */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
+	filter[n++] = (struct sock_filter)ALLOW;
+	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	/* socket(): the Internet, and a datagram to the journal or syslog. */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 9);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 5, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 4, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 4);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf); /* the type, without SOCK_CLOEXEC and SOCK_NONBLOCK */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 0, 1);
+	filter[n++] = (struct sock_filter)ALLOW;
+	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	return n;
+}
+
+static bool enter_seccomp(char *why, size_t size)
+{
+	static struct sock_filter filter[FILTER_MAX];
+	struct sock_fprog program = { .len = (unsigned short)build_filter(filter), .filter = filter };
+
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) < 0) {
+		(void)snprintf(why, size, "no seccomp filter (%s)", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+#else
+
+static bool enter_seccomp(char *why, size_t size)
+{
+	(void)snprintf(why, size, "no seccomp filter for this architecture");
+	return false;
+}
+
+#endif
+
+/* ---- all of it ---- */
+
+static void limit(int resource, rlim_t most)
+{
+	struct rlimit current;
+	if (getrlimit(resource, &current) < 0)
+		current.rlim_cur = current.rlim_max = most;
+	if (current.rlim_cur > most)
+		current.rlim_cur = most;
+	if (current.rlim_max > most)
+		current.rlim_max = most;
+	(void)setrlimit(resource, &current);
+}
+
+void sandbox_enter(struct sandbox_report *report)
+{
+	char landlock_why[80] = "", seccomp_why[80] = "";
+
+	memset(report, 0, sizeof(*report));
+	limit(RLIMIT_CORE, 0); /* a crash leaves no image of a tunnel's memory (passwords, the head) */
+	limit(RLIMIT_NOFILE, SANDBOX_FILES_MAX);
+	report->no_new_privs = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+	report->landlock_abi = enter_landlock(landlock_why, sizeof(landlock_why));
+	/* Without no_new_privs an unprivileged process may not install a filter; as root it may, and still should. */
+	report->seccomp = enter_seccomp(seccomp_why, sizeof(seccomp_why));
+	if (landlock_why[0] != '\0' || seccomp_why[0] != '\0')
+		(void)snprintf(report->why, sizeof(report->why), "sandbox: %s%s%s", landlock_why,
+			       landlock_why[0] != '\0' && seccomp_why[0] != '\0' ? "; " : "", seccomp_why);
+}

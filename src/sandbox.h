@@ -1,0 +1,28 @@
+/*
+ * sandbox: what a tunnel process may still do once its options are read,
+ * entered before the first byte from the client (tunneld(8) "SANDBOX").
+ * The same protection a per-instance unit sandbox gives, paid once by the
+ * process in microseconds instead of by PID 1 at every connection.
+ */
+#ifndef TUNNELD_SANDBOX_H
+#define TUNNELD_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct sandbox_report {
+	bool no_new_privs;
+	bool seccomp;             /* the system call allow-list is in force */
+	int landlock_abi;         /* 0: the kernel has no Landlock, or refused it */
+	char why[160];            /* what could not be put in place, for one log line; empty when all was */
+};
+
+/*
+ * Enters the sandbox: rlimits (no core, a few files), no_new_privs, Landlock
+ * (reading only what the resolver and the lazily loaded libraries need),
+ * then the seccomp allow-list. Irreversible. What the kernel lacks is
+ * skipped and said in report->why; the tunnel is served regardless.
+ */
+void sandbox_enter(struct sandbox_report *report);
+
+#endif
