@@ -118,7 +118,7 @@ fuzz:
 # burst.bats, whose thousands of connections measure the activators' limits
 # (and take minutes under ASan), nor package.bats, whose package holds its
 # own build of tunneld: every other file, every parser and every phase.
-SANITIZE_SUITES = $(filter-out tests/burst.bats tests/package.bats,$(wildcard tests/*.bats))
+SANITIZE_SUITES = $(filter-out tests/burst.bats tests/package.bats tests/sandbox.bats,$(wildcard tests/*.bats))
 SANITIZER_LOG_DIR = $(CURDIR)/build/sanitizer-reports
 build/tunneld-asan: $(SOURCES) $(HEADERS) tests/sanitizer-options.c
 	@mkdir -p $(@D)
@@ -139,7 +139,13 @@ valgrind-check: tunneld
 		scripts/run-bats tests/relay.bats tests/request.bats tests/socks5.bats
 	@scripts/check-valgrind-logs $(VALGRIND_LOG_DIR)
 
-test: tunneld
+# LD_PRELOAD peers for tests/sandbox.bats: a probe that tries what a hijacked tunnel would, and an old kernel.
+TEST_PRELOADS = build/tests/sandbox-probe.so build/tests/old-kernel.so
+build/tests/%.so: tests/peers/%.c
+	@mkdir -p build/tests
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -o $@ $< -ldl
+
+test: tunneld $(TEST_PRELOADS)
 	scripts/run-bats tests/
 
 lint:

@@ -1,0 +1,71 @@
+#!/usr/bin/env bats
+# The sandbox tunneld enters before the client's first byte (tunneld(8)
+# "SANDBOX"), proved from outside: a probe loaded into tunneld with
+# LD_PRELOAD tries, at tunneld's connect() to the target, what a hijacked
+# tunnel would; a shim plays a kernel with neither Landlock nor seccomp.
+
+load helpers
+
+PROBE=$TOP/build/tests/sandbox-probe.so
+OLD_KERNEL=$TOP/build/tests/old-kernel.so
+
+setup() {
+	setup_common
+	echo secret >/root/.tunneld-sandbox-probe
+	mkdir -p "$BATS_TEST_TMPDIR/scratch"
+	chmod 1777 "$BATS_TEST_TMPDIR/scratch"
+}
+
+teardown() {
+	stop_all
+	rm -f /root/.tunneld-sandbox-probe /tmp/tunneld-sandbox-probe
+}
+
+# assert_all_denied FILE: the probe's twelve attempts, each refused.
+assert_all_denied() {
+	local attempt
+	cat "$1"
+	for attempt in read-/etc/shadow read-/root-file list-/root write-scratch-dir write-/tmp socket-netlink \
+		socket-packet socket-unix-stream ptrace-parent mount-tmpfs fork execve-shell; do
+		grep -qE "^$attempt denied E[A-Z]+$" "$1" || { echo "not denied: $attempt"; false; }
+	done
+	[ "$(wc -l <"$1")" -eq 12 ]
+	[ ! -e "$BATS_TEST_TMPDIR/scratch/written-by-tunneld" ]
+	[ ! -e /tmp/tunneld-sandbox-probe ]
+}
+
+@test "a hijacked tunnel can read no secret, write nothing, open no raw or netlink socket, start nothing, trace nothing, mount nothing; the tunnel carries its bytes (HTTP CONNECT)" {
+	make_file "$BATS_TEST_TMPDIR/payload" 1
+	start_target sha
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_OUT=$BATS_TEST_TMPDIR/probe SANDBOX_PROBE_SCRATCH=$BATS_TEST_TMPDIR/scratch"
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run timeout 15 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/payload"
+	[ "$output" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 1048576" ]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=1048576 down=[0-9]+ "
+	assert_all_denied "$BATS_TEST_TMPDIR/probe"
+	! grep -q 'sandbox:' "$LOG" || false
+}
+
+@test "sandboxed, SOCKS5 with a login still loads libcrypt when it checks the password, and a name is still resolved" {
+	htpasswd -bBC 4 -c "$BATS_TEST_TMPDIR/users" alice 'wonder land' 2>/dev/null
+	start_target http
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_OUT=$BATS_TEST_TMPDIR/probe SANDBOX_PROBE_SCRATCH=$BATS_TEST_TMPDIR/scratch"
+	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$BATS_TEST_TMPDIR/users"
+	run curl -sS --max-time 10 -U 'alice:wonder land' -x "socks5h://127.0.0.1:$PROXY_PORT" "http://localhost:$TARGET_PORT/"
+	[ "$output" = "hello through the tunnel" ]
+	wait_log "-> localhost:$TARGET_PORT status=200 .* protocol=socks5 reply=0x00 user=alice$"
+	assert_all_denied "$BATS_TEST_TMPDIR/probe"
+	run curl -sS --max-time 10 -U 'alice:wrong' -x "socks5h://127.0.0.1:$PROXY_PORT" "http://localhost:$TARGET_PORT/"
+	[ "$status" -ne 0 ]
+	wait_log "-> - status=407 .* protocol=socks5 user=alice reason=wrong password$"
+}
+
+@test "a kernel with neither Landlock nor seccomp filters: the tunnel is served, and one line says what is missing" {
+	start_target echo
+	PROXY_ENV="LD_PRELOAD=$OLD_KERNEL"
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 "
+	[ "$(grep -c '^tunneld: sandbox: no Landlock (Function not implemented); no seccomp filter (Invalid argument)$' "$LOG")" -eq 1 ]
+}
