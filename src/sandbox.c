@@ -1,7 +1,7 @@
 /*
  * sandbox: rlimits, no_new_privs, Landlock and a seccomp-BPF allow-list,
  * entered once the options are read and before the client's first byte
- * (tunneld(8) "SANDBOX").
+ * (tunneld(8) "Sandbox").
  *
  * What is left to a tunnel: reading the few files the resolver and the
  * lazily loaded libraries (libnss_*, libsystemd, libcrypt) need; sockets of

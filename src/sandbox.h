@@ -1,6 +1,6 @@
 /*
  * sandbox: what a tunnel process may still do once its options are read,
- * entered before the first byte from the client (tunneld(8) "SANDBOX").
+ * entered before the first byte from the client (tunneld(8) "Sandbox").
  * The same protection a per-instance unit sandbox gives, paid once by the
  * process in microseconds instead of by PID 1 at every connection.
  */

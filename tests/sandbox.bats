@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The sandbox tunneld enters before the client's first byte (tunneld(8)
-# "SANDBOX"), proved from outside: a probe loaded into tunneld with
+# "Sandbox"), proved from outside: a probe loaded into tunneld with
 # LD_PRELOAD tries, at tunneld's connect() to the target, what a hijacked
 # tunnel would; a shim plays a kernel with neither Landlock nor seccomp.
 
