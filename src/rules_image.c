@@ -28,7 +28,7 @@ enum { LAYOUT_SIZES = 6, ARRAYS = 8 }; /* the arrays: the 7 of the table, then t
 struct image_header {
 	char magic[RULES_IMAGE_MAGIC_BYTES];
 	uint32_t layout[LAYOUT_SIZES];   /* the sizes this build gives its structs: another build's image is refused */
-	uint32_t counts[ARRAYS];         /* elements of each array, in the order of array_sizes() */
+	uint32_t counts[ARRAYS];         /* elements of each array, in the order of arrays[] */
 	uint32_t has_login;
 	uint32_t reserved;               /* zero */
 	uint64_t checksum;               /* of the table's arrays, padding and all: see checksum_of() */
