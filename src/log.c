@@ -13,10 +13,12 @@
 
 #include "systemd.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,7 +299,7 @@ static void escape(const char *text, bool is_field, char *out, size_t size)
 	out[n] = '\0';
 }
 
-void log_error(const char *message)
+static void log_about_tunneld(int priority, const char *message)
 {
 	char escaped[LOG_LINE_MAX_BYTES];
 	escape(message, false, escaped, sizeof(escaped));
@@ -305,9 +307,19 @@ void log_error(const char *message)
 	if (active_target == LOG_TARGET_FILE && stderr_writable)
 		write_stderr_line(escaped);
 	else if (active_target == LOG_TARGET_FILE)
-		write_syslog_line(LOG_ERR, escaped);
+		write_syslog_line(priority, escaped);
 	else
-		emit(LOG_ERR, escaped, NULL, 0);
+		emit(priority, escaped, NULL, 0);
+}
+
+void log_error(const char *message)
+{
+	log_about_tunneld(LOG_ERR, message);
+}
+
+void log_notice(const char *message)
+{
+	log_about_tunneld(LOG_NOTICE, message);
 }
 
 /* PRIORITY by outcome: a tunnel is routine, a refusal notable, an upstream failure a warning. */
@@ -430,4 +442,30 @@ void log_connection(const struct connection_record *record)
 		fields[field_count++] = rule_field;
 	}
 	emit(record_priority(record->status), line, fields, field_count);
+}
+
+/* "a.b.c.d:port" or "[v6]:port" from an address in network byte order. */
+void log_format_raw_address(int family, const void *address, unsigned port, char *out, size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(family, address, host, sizeof(host)) == NULL)
+		(void)snprintf(out, size, "-");
+	else if (family == AF_INET6)
+		(void)snprintf(out, size, "[%s]:%u", host, port);
+	else
+		(void)snprintf(out, size, "%s:%u", host, port);
+}
+
+void log_format_address(const struct sockaddr *address, char *out, size_t size)
+{
+	if (address->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)address;
+		log_format_raw_address(AF_INET, &v4->sin_addr, ntohs(v4->sin_port), out, size);
+	} else if (address->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)address;
+		log_format_raw_address(AF_INET6, &v6->sin6_addr, ntohs(v6->sin6_port), out, size);
+	} else {
+		(void)snprintf(out, size, "-");
+	}
 }

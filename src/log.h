@@ -45,10 +45,17 @@ int log_setup(enum log_target requested, int client_in, int client_out, char *wh
 
 /* A line about tunneld itself (bad option, unreadable file): priority err. */
 void log_error(const char *message);
+/* A line about tunneld that is news, not trouble (the acceptor reloaded): priority notice. */
+void log_notice(const char *message);
 
 void log_connection(const struct connection_record *record);
 
 /* The host of "host:port", "[v6]:port" or a bare host, as a record's client is written. */
 void log_host_of(const char *address, char *out, size_t size);
+
+/* "a.b.c.d:port" or "[v6]:port", as a record's client is written; "-" for another family. */
+void log_format_raw_address(int family, const void *address, unsigned port, char *out, size_t size);
+struct sockaddr;
+void log_format_address(const struct sockaddr *address, char *out, size_t size);
 
 #endif
