@@ -32,7 +32,7 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c \
-	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c src/sandbox.c
+	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c src/sandbox.c src/acceptor.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
@@ -172,6 +172,9 @@ install: tunneld
 	install -m 644 tunneld.socket $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld.socket
 	sed 's|/usr/local/sbin/tunneld|$(BINDIR)/tunneld|' tunneld@.service > $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld@.service
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld@.service
+	install -m 644 tunneld-acceptor.socket $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld-acceptor.socket
+	sed 's|/usr/local/sbin/tunneld|$(BINDIR)/tunneld|' tunneld-acceptor.service > $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld-acceptor.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld-acceptor.service
 
 # Not part of install: tunneld.socket and xinetd would both want port 3128.
 # The entry arrives with disable = yes; see README, Under xinetd.
@@ -183,6 +186,7 @@ install-xinetd:
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tunneld $(DESTDIR)$(MANDIR)/man8/tunneld.8 \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/tunneld.socket $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld@.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/tunneld-acceptor.socket $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld-acceptor.service \
 		$(DESTDIR)$(XINETDDIR)/tunneld
 
 clean:

@@ -19,6 +19,7 @@
  * thread is never on a stack nor freed (connector.h). Every way out is
  * finish(), and the man page, tunneld(8), is the contract the code cites.
  */
+#include "src/acceptor.h"
 #include "src/auth.h"
 #include "src/clock.h"
 #include "src/connector.h"
@@ -60,6 +61,8 @@
 #define TIMEOUT_MAX_SECONDS 86400
 #define DEFAULT_HEADER_TIMEOUT_SECONDS 10
 #define DEFAULT_CONNECT_TIMEOUT_SECONDS 10
+#define DEFAULT_MAX_TUNNELS 256            /* as tunneld.socket's MaxConnections= */
+#define DEFAULT_MAX_TUNNELS_PER_SOURCE 32  /* and MaxConnectionsPerSource= */
 #define LINGER_AFTER_ERROR_MS 1000   /* read-and-discard after a refusal, so no RST eats it... */
 #define LINGER_DISCARD_MAX_BYTES ((size_t)64 * 1024) /* ...but a flood is not read to its end */
 #define RESPONSE_WRITE_TIMEOUT_MS 5000
@@ -81,6 +84,7 @@ struct options {
 	bool explain;            /* --explain, with words after the options */
 	const char *compile_to;  /* --compile: where the rules file's image goes */
 	const char *destination_option; /* the first of -p -a -d -H given, which --rules replaces */
+	struct acceptor_limits acceptor; /* used only when handed a listening socket (Accept=no) */
 };
 
 static struct rules rules;
@@ -131,6 +135,10 @@ static void usage(FILE *stream)
 		      "      --check                 check the options and the rules file, then exit\n"
 		      "      --explain WORD...       say what the rules decide for user= from= to=HOST:PORT protocol=\n"
 		      "      --compile IMAGE         check the rules file and write its compiled image, for --rules IMAGE\n"
+		      "Handed a listening socket (systemd Accept=no), tunneld accepts and forks a process per tunnel:\n"
+		      "      --max-tunnels N         tunnels at once; more are turned away (default 256)\n"
+		      "      --max-tunnels-per-source N  tunnels at once from one address, 0 = any (default 32)\n"
+		      "      --exit-idle-time SEC    exit after this long with no tunnel, 0 = never (default 0)\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
 		      "\n"
@@ -194,7 +202,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 	exit(EXIT_USAGE);
 }
 
-enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE };
+enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE, OPTION_MAX_TUNNELS, OPTION_MAX_TUNNELS_PER_SOURCE,
+       OPTION_EXIT_IDLE_TIME };
 
 static const struct option long_options[] = {
 	{ "allow-port", required_argument, NULL, 'p' },
@@ -214,6 +223,9 @@ static const struct option long_options[] = {
 	{ "check", no_argument, NULL, OPTION_CHECK },
 	{ "explain", no_argument, NULL, OPTION_EXPLAIN },
 	{ "compile", required_argument, NULL, OPTION_COMPILE },
+	{ "max-tunnels", required_argument, NULL, OPTION_MAX_TUNNELS },
+	{ "max-tunnels-per-source", required_argument, NULL, OPTION_MAX_TUNNELS_PER_SOURCE },
+	{ "exit-idle-time", required_argument, NULL, OPTION_EXIT_IDLE_TIME },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -266,6 +278,8 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->log_target = LOG_TARGET_AUTO;
 	options->serve_http = true;
 	options->serve_socks5 = true;
+	options->acceptor.max_tunnels = DEFAULT_MAX_TUNNELS;
+	options->acceptor.max_tunnels_per_source = DEFAULT_MAX_TUNNELS_PER_SOURCE;
 
 	opterr = 0; /* getopt's own message would go to fd 2, which may be the client */
 	while ((option = getopt_long(argc, argv, ":p:a:d:H:A:t:c:i:l:F:PN:S:R:hV", long_options, NULL)) != -1) {
@@ -339,6 +353,22 @@ static void parse_options(int argc, char **argv, struct options *options)
 		case OPTION_COMPILE:
 			options->compile_to = optarg;
 			break;
+		case OPTION_MAX_TUNNELS:
+		case OPTION_MAX_TUNNELS_PER_SOURCE: {
+			long count;
+			bool total = option == OPTION_MAX_TUNNELS;
+			if (parse_decimal(optarg, total ? 1 : 0, ACCEPTOR_TUNNELS_LIMIT, &count) < 0)
+				exit_usage("bad --%s '%s': want a whole number, %d-%d",
+					   total ? "max-tunnels" : "max-tunnels-per-source", optarg, total ? 1 : 0,
+					   ACCEPTOR_TUNNELS_LIMIT);
+			*(total ? &options->acceptor.max_tunnels : &options->acceptor.max_tunnels_per_source) =
+				(unsigned)count;
+			break;
+		}
+		case OPTION_EXIT_IDLE_TIME:
+			if (parse_seconds(optarg, 0, TIMEOUT_MAX_SECONDS, &options->acceptor.exit_idle_seconds) < 0)
+				exit_usage("bad --exit-idle-time '%s': want whole seconds, 0-86400", optarg);
+			break;
 		case 'h':
 			signals_finishing(); /* stdout may be a pipe nobody reads */
 			usage(stdout);
@@ -380,17 +410,28 @@ static void parse_options(int argc, char **argv, struct options *options)
 }
 
 /*
- * systemd's native passing (Accept=yes without StandardInput=socket): one
- * connected stream socket as fd 3. libsystemd is opened only in that case.
+ * systemd's native passing. Accept=yes without StandardInput=socket: one
+ * connected stream socket as fd 3, which serves as the client. Accept=no:
+ * listening stream sockets from fd 3 on, and tunneld becomes the acceptor
+ * (src/acceptor.h); their count is returned. libsystemd is opened only when
+ * LISTEN_FDS is set.
  */
-static void adopt_passed_socket(void)
+static int adopt_passed_sockets(void)
 {
 	if (getenv("LISTEN_FDS") == NULL)
-		return;
-	if (systemd_listen_fds(1) == 1 && systemd_is_socket(3, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
+		return 0;
+	int count = systemd_listen_fds(1);
+	if (count == 1 && systemd_is_socket(3, AF_UNSPEC, SOCK_STREAM, 0) > 0) {
 		client.in = 3;
 		client.out = 3;
+		return 0;
 	}
+	if (count < 1 || count > ACCEPTOR_MAX_LISTENERS)
+		return 0;
+	for (int fd = 3; fd < 3 + count; fd++)
+		if (systemd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+			return 0;
+	return count;
 }
 
 /*
@@ -417,32 +458,6 @@ static void restore_client_flags(void)
 		(void)fcntl(client.in, F_SETFL, client.saved_in_flags);
 	if (client.saved_out_flags >= 0)
 		(void)fcntl(client.out, F_SETFL, client.saved_out_flags);
-}
-
-/* "a.b.c.d:port" or "[v6]:port" from an address in network byte order. */
-static void format_raw_address(int family, const void *address, unsigned port, char *out, size_t size)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	if (inet_ntop(family, address, host, sizeof(host)) == NULL)
-		(void)snprintf(out, size, "-");
-	else if (family == AF_INET6)
-		(void)snprintf(out, size, "[%s]:%u", host, port);
-	else
-		(void)snprintf(out, size, "%s:%u", host, port);
-}
-
-static void format_address(const struct sockaddr *address, char *out, size_t size)
-{
-	if (address->sa_family == AF_INET) {
-		const struct sockaddr_in *v4 = (const struct sockaddr_in *)(const void *)address;
-		format_raw_address(AF_INET, &v4->sin_addr, ntohs(v4->sin_port), out, size);
-	} else if (address->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)address;
-		format_raw_address(AF_INET6, &v6->sin6_addr, ntohs(v6->sin6_port), out, size);
-	} else {
-		(void)snprintf(out, size, "-");
-	}
 }
 
 /* Environment values are the activator's, but they end up in log lines: keep them to address characters. */
@@ -498,7 +513,7 @@ static void identify_client(void)
 	if (peer_of(client.in, peer_host, sizeof(peer_host)) == NULL)
 		peer_host[0] = '\0';
 	if (getpeername(client.in, (struct sockaddr *)&peer, &peer_len) == 0)
-		format_address((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
+		log_format_address((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
 	if (host == NULL || !is_address_text(host))
 		host = getenv("REMOTE_HOST");
 	if (host != NULL && is_address_text(host)) {
@@ -638,7 +653,7 @@ static enum head_outcome read_proxy_header(struct head *head, int64_t deadline_m
 			break;
 		}
 		if (header.has_source)
-			format_raw_address(header.family, header.source_address, header.source_port, client.address,
+			log_format_raw_address(header.family, header.source_address, header.source_port, client.address,
 					   sizeof(client.address));
 		head->len = len - header.length;
 		memcpy(head->bytes, buf + header.length, head->len);
@@ -1356,9 +1371,18 @@ int main(int argc, char **argv)
 			explain_and_exit(&options, argc - optind, argv + optind);
 		check_and_exit(&options);
 	}
-	adopt_passed_socket();
+	sigset_t original_mask;
+	(void)sigprocmask(SIG_BLOCK, NULL, &original_mask);
+	int listeners = adopt_passed_sockets();
+	if (listeners > 0) /* no client yet: fds 0 to 2 are the service's, and fd 2 may carry the log */
+		client.in = client.out = -1;
 	(void)log_setup(LOG_TARGET_AUTO, client.in, client.out, NULL, 0);
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
+	if (listeners > 0) {
+		/* Options and their files are read once, here; each child has them as they were at its fork. */
+		client.in = client.out = acceptor_run(3, listeners, &options.acceptor, argv, &original_mask);
+		start_ms = clock_now_ms();
+	}
 	identify_client();
 	make_client_nonblocking();
 	/* Before the client's first byte: whatever it sends meets a process that can do little else. */

@@ -1,0 +1,31 @@
+/*
+ * acceptor: the Accept=no mode (tunneld(8) "ACCEPTOR"). Handed listening
+ * sockets, tunneld accepts and forks; each child returns from acceptor_run()
+ * to serve its one connection by the one-shot path, and the acceptor itself
+ * never reads a byte of tunnel data.
+ */
+#ifndef TUNNELD_ACCEPTOR_H
+#define TUNNELD_ACCEPTOR_H
+
+#include <signal.h>
+
+#define ACCEPTOR_MAX_LISTENERS 16
+#define ACCEPTOR_TUNNELS_LIMIT 65536
+
+struct acceptor_limits {
+	unsigned max_tunnels;            /* in total: over this a connection is turned away */
+	unsigned max_tunnels_per_source; /* from one IP address; 0: no limit */
+	int exit_idle_seconds;           /* with no tunnel and no connection this long, exit; 0: never */
+};
+
+/*
+ * Serves the listening sockets first_fd .. first_fd + count - 1 until told to
+ * stop, restart or go idle, and then exits. Returns only in a child, with
+ * the accepted connection's fd, the listeners closed, and the signal mask
+ * and dispositions as original_mask and the caller's signals_setup() had
+ * them. argv re-executes the acceptor on reload (SIGHUP).
+ */
+int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, char **argv,
+		 const sigset_t *original_mask);
+
+#endif
