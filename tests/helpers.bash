@@ -118,13 +118,15 @@ start_target() {
 # to $LOG. Sets PROXY_PORT. With HOSTS_FILE set, tunneld sees that file as
 # /etc/hosts (a private mount namespace), for names with chosen addresses.
 # systemd-socket-activate gives its children a clean environment: PROXY_ENV
-# (NAME=VALUE words) is what they get.
+# (NAME=VALUE words) is what they get. With ACCEPTOR set, tunneld is handed
+# the listening socket instead (Accept=no, tunneld(8) "ACCEPTOR").
 start_proxy() {
-	local wrapper=() environment=()
+	local wrapper=() environment=() accept="--accept --inetd"
+	[ -n "${ACCEPTOR:-}" ] && accept=""
 	[ -n "${HOSTS_FILE:-}" ] && wrapper=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$HOSTS_FILE")
 	for variable in ${PROXY_ENV:-}; do environment+=(--setenv="$variable"); done
 	start_listener proxy PROXY_PORT "${wrapper[@]}" sh -c \
-		'exec systemd-socket-activate --listen="127.0.0.1:$PORT" --accept --inetd "$@" 2>>"'"$LOG"'"' \
+		'exec systemd-socket-activate --listen="127.0.0.1:$PORT" '"$accept"' "$@" 2>>"'"$LOG"'"' \
 		sh "${environment[@]}" "$TUNNELD" --log=stderr "$@"
 }
 

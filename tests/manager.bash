@@ -10,19 +10,29 @@ stop_manager() {
 # binary (bound over the shipped path, as an install would put it) and the
 # policy patched for the test.
 units_for_test() {
-	local dir=$1 port=$2
-	shift 2
+	patched_units tunneld.socket tunneld@.service "$@"
+}
+
+# acceptor_units_for_test DIR PORT ARGS...: the same for the Accept=no pair.
+acceptor_units_for_test() {
+	patched_units tunneld-acceptor.socket tunneld-acceptor.service "$@"
+}
+
+# patched_units SOCKET SERVICE DIR PORT ARGS...
+patched_units() {
+	local socket=$1 service=$2 dir=$3 port=$4
+	shift 4
 	mkdir -p "$dir"
-	sed "s/^ListenStream=.*/ListenStream=127.0.0.1:$port/" "$TOP/tunneld.socket" >"$dir/tunneld.socket"
-	sed "s|^ExecStart=/usr/local/sbin/tunneld .*|ExecStart=/usr/local/sbin/tunneld $*|" "$TOP/tunneld@.service" >"$dir/tunneld@.service"
-	grep -q "^ExecStart=/usr/local/sbin/tunneld $*\$" "$dir/tunneld@.service"
-	printf 'BindReadOnlyPaths=%s:/usr/local/sbin/tunneld\n' "$TUNNELD" >>"$dir/tunneld@.service"
+	sed "s/^ListenStream=.*/ListenStream=127.0.0.1:$port/" "$TOP/$socket" >"$dir/$socket"
+	sed "s|^ExecStart=/usr/local/sbin/tunneld .*|ExecStart=/usr/local/sbin/tunneld $*|" "$TOP/$service" >"$dir/$service"
+	grep -q "^ExecStart=/usr/local/sbin/tunneld $*\$" "$dir/$service"
+	printf 'BindReadOnlyPaths=%s:/usr/local/sbin/tunneld\n' "$TUNNELD" >>"$dir/$service"
 	if [ -n "${SANITIZER_LOG_DIR:-}" ]; then
 		# The ASan build (make sanitize-check): let reports land where make looks.
 		# LeakSanitizer stops the world with ptrace, which the unit's system call
 		# filter forbids; leaks are checked under the other activators and valgrind.
 		# BindPaths, not ReadWritePaths: a clone under /tmp is hidden by PrivateTmp=.
-		printf 'BindPaths=%s\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' "$SANITIZER_LOG_DIR" >>"$dir/tunneld@.service"
+		printf 'BindPaths=%s\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' "$SANITIZER_LOG_DIR" >>"$dir/$service"
 	fi
 }
 
@@ -30,7 +40,13 @@ start_manager() {
 	MANAGER_DIR=$BATS_TEST_TMPDIR/manager
 	"$PEERS/systemd-manager" start "$MANAGER_DIR" "$@" >/dev/null
 	# Active means listening; no probe connection, which would add a record of its own.
-	wait_for "tunneld.socket active" "$PEERS/systemd-manager" run "$MANAGER_DIR" systemctl is-active --quiet tunneld.socket
+	local socket
+	for socket in "$@"; do
+		case $socket in
+		*.socket) wait_for "${socket##*/} active" "$PEERS/systemd-manager" run "$MANAGER_DIR" \
+			systemctl is-active --quiet "${socket##*/}" ;;
+		esac
+	done
 }
 
 in_manager() {
@@ -57,3 +73,8 @@ records = [r for r in map(json.loads, sys.stdin.read().splitlines()) if "TUNNELD
 print(records[int(sys.argv[1])].get(sys.argv[2], "<missing>"))' "$1" "$2"
 }
 
+
+# held_tunnels_from PORT SOURCE...: tests/peers/hold.py to the echo $TARGET_PORT.
+held_tunnels_from() {
+	timeout 60 "$PYTHON" "$PEERS/hold.py" "$1" "$TARGET_PORT" "${@:2}"
+}

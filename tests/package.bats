@@ -15,6 +15,7 @@ load helpers
 	local deb=$TOP/build/deb/tunneld_0.1.0_amd64.deb
 	dpkg-deb -c "$deb" | awk '{ print $6 }' | sed 's|^\./|/|' >"$BATS_TEST_TMPDIR/files"
 	for file in /usr/sbin/tunneld /lib/systemd/system/tunneld.socket /lib/systemd/system/tunneld@.service \
+		/lib/systemd/system/tunneld-acceptor.socket /lib/systemd/system/tunneld-acceptor.service \
 		/usr/share/man/man8/tunneld.8.gz /usr/share/doc/tunneld/copyright \
 		/usr/share/doc/tunneld/examples/tunneld.xinetd \
 		/usr/share/doc/tunneld/examples/fail2ban/filter.d/tunneld.conf \
@@ -35,7 +36,7 @@ load helpers
 	! grep -q 'deb-systemd-invoke' "$BATS_TEST_TMPDIR/control/postinst" || false
 	# Nor stop it for an upgrade, which would leave the admin's proxy off (seen on a booted system).
 	! grep -q 'deb-systemd-invoke stop' "$BATS_TEST_TMPDIR/control/preinst" || false
-	run awk '/was-enabled .tunneld.socket./ { admin = NR } /deb-systemd-helper enable/ && !(admin && NR - admin <= 2) { print }' \
+	run awk '/was-enabled .tunneld(-acceptor)?.socket./ { admin = NR } /deb-systemd-helper enable/ && !(admin && NR - admin <= 2) { print }' \
 		"$BATS_TEST_TMPDIR/control/postinst"
 	[ "$output" = "" ]
 	grep -q "was-enabled 'tunneld.socket'" "$BATS_TEST_TMPDIR/control/postinst"

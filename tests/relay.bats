@@ -27,6 +27,21 @@ echo_both_ways() {
 	echo_both_ways
 }
 
+@test "Accept=no: an acceptor forks a process per tunnel; two tunnels at once, 64 MiB (BULK_MIB) each way, sha256 equal" {
+	start_target echo
+	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	make_file "$BATS_TEST_TMPDIR/up" "$BULK_MIB"
+	local n
+	for n in 1 2; do
+		start_bg sh -c 'timeout 60 nc -N -X connect -x "127.0.0.1:$1" 127.0.0.1 "$2" <"$3" >"$4.part" && mv "$4.part" "$4"' \
+			sh "$PROXY_PORT" "$TARGET_PORT" "$BATS_TEST_TMPDIR/up" "$BATS_TEST_TMPDIR/down$n"
+	done
+	wait_for "both tunnels done" test -f "$BATS_TEST_TMPDIR/down1" -a -f "$BATS_TEST_TMPDIR/down2"
+	[ "$(sha_of "$BATS_TEST_TMPDIR/down1")" = "$(sha_of "$BATS_TEST_TMPDIR/up")" ]
+	[ "$(sha_of "$BATS_TEST_TMPDIR/down2")" = "$(sha_of "$BATS_TEST_TMPDIR/up")" ]
+	wait_for "two records" eval '[ "$(grep -c "status=200 up=$BULK_BYTES down=$BULK_BYTES" "$LOG")" -eq 2 ]'
+}
+
 @test "client EOF reaches the target as a half-close, and the answer still comes back (echo x | nc)" {
 	start_target sha
 	start_proxy "${LOOPBACK_POLICY[@]}"

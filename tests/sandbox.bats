@@ -46,6 +46,28 @@ assert_all_denied() {
 	! grep -q 'sandbox:' "$LOG" || false
 }
 
+@test "Accept=no: each tunnel the acceptor forks is as confined, and the acceptor serves the next one" {
+	make_file "$BATS_TEST_TMPDIR/payload" 1
+	start_target sha
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_OUT=$BATS_TEST_TMPDIR/probe SANDBOX_PROBE_SCRATCH=$BATS_TEST_TMPDIR/scratch"
+	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	local n
+	for n in 1 2; do
+		run timeout 15 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/payload"
+		[ "$output" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 1048576" ]
+		# The report file was opened by the acceptor, at load: each tunnel appends its twelve lines.
+		wait_for "probe report $n" eval '[ "$(wc -l <"$BATS_TEST_TMPDIR/probe")" -ge $((12 * n)) ]'
+	done
+	head -n 12 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-1"
+	tail -n +13 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-2"
+	assert_all_denied "$BATS_TEST_TMPDIR/probe-1"
+	assert_all_denied "$BATS_TEST_TMPDIR/probe-2"
+	wait_log "-> 127\.0\.0\.1:$TARGET_PORT status=200 up=1048576 .*"
+	wait_for "two records" eval '[ "$(grep -c " status=200 up=1048576 " "$LOG")" -eq 2 ]'
+	# Each tunnel was a process of its own, gone with its tunnel; the acceptor is still there.
+	wait_for "only the acceptor left" eval '[ "$(pgrep -c -f "^$TUNNELD --log=stderr")" -eq 1 ]'
+}
+
 @test "sandboxed, SOCKS5 with a login still loads libcrypt when it checks the password, and a name is still resolved" {
 	htpasswd -bBC 4 -c "$BATS_TEST_TMPDIR/users" alice 'wonder land' 2>/dev/null
 	start_target http

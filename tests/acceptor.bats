@@ -1,0 +1,273 @@
+#!/usr/bin/env bats
+# The Accept=no mode (tunneld(8) "ACCEPTOR"): the shipped
+# tunneld-acceptor.socket and tunneld-acceptor.service under a real systemd
+# manager (tests/peers/systemd-manager). One acceptor forks a process per
+# tunnel; its limits, idle exit, reload, restart and stop.
+
+load helpers
+load manager
+
+teardown() {
+	stop_manager
+	stop_all
+}
+
+# start_acceptor ARGS...: the shipped pair on a free port ($PROXY_PORT), with ARGS as tunneld's options.
+start_acceptor() {
+	PROXY_PORT=$(free_port)
+	acceptor_units_for_test "$BATS_TEST_TMPDIR/units" "$PROXY_PORT" "$@"
+	if [ -n "${UNIT_EXTRA:-}" ]; then printf '%s\n' "$UNIT_EXTRA" >>"$BATS_TEST_TMPDIR/units/tunneld-acceptor.service"; fi
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld-acceptor.socket" "$BATS_TEST_TMPDIR/units/tunneld-acceptor.service"
+}
+
+service_property() {
+	in_manager systemctl show -p "$1" --value tunneld-acceptor.service
+}
+
+# tunneld_processes N: the manager has N tunneld processes (the acceptor and its tunnels).
+tunneld_processes() {
+	[ "$(in_manager pgrep -c -x tunneld)" -eq "$1" ]
+}
+
+# echo_through TEXT: TEXT through a tunnel to the echo target; prints what came back.
+echo_through() {
+	printf '%s' "$1" | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT"
+}
+
+# cpu_ticks PID: user and system time of PID (in the manager), in clock ticks.
+cpu_ticks() {
+	in_manager cat "/proc/$1/stat" | awk '{ print $14 + $15 }'
+}
+
+journal_has() {
+	tunneld_records cat | grep -qE -e "$1"
+}
+
+# open_long_tunnel: nc through the proxy to the sha target, fed by the test
+# through a fifo ($LONG_FD); the answer lands in $BATS_TEST_TMPDIR/down.
+open_long_tunnel() {
+	mkfifo "$BATS_TEST_TMPDIR/up"
+	start_bg sh -c 'exec timeout 60 nc -N -X connect -x "127.0.0.1:$1" 127.0.0.1 "$2" <"$3" >"$4"' \
+		sh "$PROXY_PORT" "$SHA_PORT" "$BATS_TEST_TMPDIR/up" "$BATS_TEST_TMPDIR/down"
+	exec {LONG_FD}>"$BATS_TEST_TMPDIR/up"
+}
+
+# tunnels_while COMMAND...: 20 tunnels, one after another, while COMMAND runs; fails unless each echoed.
+tunnels_while() {
+	(
+		for n in $(seq 20); do
+			[ "$(echo_through "n$n")" = "n$n" ] || { echo "tunnel $n failed" >&2; exit 1; }
+		done
+	) &
+	local tunnels=$!
+	"$@"
+	wait "$tunnels"
+}
+
+@test "systemd-analyze: the acceptor units verify clean, and the service's exposure is 1.5 or lower" {
+	local dir=$BATS_TEST_TMPDIR/units
+	mkdir -p "$dir"
+	cp "$TOP/tunneld-acceptor.socket" "$dir/"
+	sed "s|/usr/local/sbin/tunneld|$TUNNELD|" "$TOP/tunneld-acceptor.service" >"$dir/tunneld-acceptor.service"
+	run systemd-analyze verify --man=no "$dir/tunneld-acceptor.socket" "$dir/tunneld-acceptor.service"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run systemd-analyze security --offline=yes --no-pager "$dir/tunneld-acceptor.service"
+	local exposure
+	exposure=$(sed -n 's/.*Overall exposure level for tunneld-acceptor.*: \([0-9.]*\) .*/\1/p' <<<"$output")
+	echo "exposure: $exposure" >&3
+	awk -v e="$exposure" 'BEGIN { exit !(e <= 1.5) }'
+}
+
+@test "the acceptor serves curl, nc -X connect and ssh, one process per tunnel under one acceptor; the journal has each record" {
+	start_target http
+	local http_port=$TARGET_PORT
+	start_target echo
+	start_sshd "$BATS_TEST_TMPDIR/ssh"
+	start_acceptor --allow-port=$TARGET_PORT,$http_port,$SSHD_PORT --allow-dest=127.0.0.1/32
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$PROXY_PORT" "http://localhost:$http_port/"
+	[ "$output" = "hello through the tunnel" ]
+	local acceptor
+	acceptor=$(service_property MainPID)
+	[ "$acceptor" -gt 0 ]
+	head -c 200000 /dev/urandom >"$BATS_TEST_TMPDIR/payload"
+	timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/payload" >"$BATS_TEST_TMPDIR/back"
+	cmp "$BATS_TEST_TMPDIR/payload" "$BATS_TEST_TMPDIR/back"
+	run timeout 30 ssh "${SSH_OPTIONS[@]}" -o ProxyCommand="nc -X connect -x 127.0.0.1:$PROXY_PORT %h %p" \
+		-p "$SSHD_PORT" root@127.0.0.1 'echo ran-over-ssh'
+	[ "$output" = ran-over-ssh ]
+	wait_for "three records" records_at_least 3
+	run tunneld_records cat
+	[[ "$output" =~ -\>\ localhost:$http_port\ status=200\  ]]
+	[[ "$output" =~ -\>\ 127\.0\.0\.1:$TARGET_PORT\ status=200\ up=200000\ down=200000\  ]]
+	[[ "$output" =~ -\>\ 127\.0\.0\.1:$SSHD_PORT\ status=200\  ]]
+	# The same acceptor throughout; each record from a process of its own, none from the acceptor.
+	[ "$(service_property MainPID)" = "$acceptor" ]
+	run journal_field 1 _PID
+	[ "$output" != "$acceptor" ]
+	[ "$(journal_field 0 _PID)" != "$(journal_field 1 _PID)" ]
+	[ "$(journal_field 1 _SYSTEMD_UNIT)" = tunneld-acceptor.service ]
+	# Under the unit's own filter, each tunnel still has its Landlock and seccomp sandbox: no line says one is missing.
+	! tunneld_records cat | grep -q 'sandbox:' || false
+	wait_for "tunnels gone, acceptor left" tunneld_processes 1
+}
+
+@test "the acceptor's total and per-source limits turn connections away, each with a record that says which limit" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --max-tunnels=3 --max-tunnels-per-source=2
+	run held_tunnels_from "$PROXY_PORT" 127.0.0.1 127.0.0.1 127.0.0.1 127.0.0.2 127.0.0.3
+	# Two from 127.0.0.1, the third turned away (per source); one from .2, then .3 turned away (total 3).
+	[ "$output" = "200 200 closed 200 closed" ]
+	wait_for "two turned away" journal_has '127\.0\.0\.3:[0-9]+ -> - status=- .*reason=turned away: 3 tunnels already \(--max-tunnels\)$'
+	run tunneld_records cat
+	[ "$(grep -cE '127\.0\.0\.1:[0-9]+ -> - status=- up=0 down=0 duration_ms=0 reason=turned away: 2 tunnels already from this address \(--max-tunnels-per-source\)$' <<<"$output")" -eq 1 ]
+	# Once the held tunnels are gone, their slots are free at once.
+	wait_for "tunnels gone" tunneld_processes 1
+	[ "$(echo_through again)" = again ]
+}
+
+@test "an idle acceptor exits after --exit-idle-time, and the socket starts it again for the next tunnel" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --exit-idle-time=1
+	[ "$(echo_through first)" = first ]
+	local first
+	first=$(service_property ExecMainPID)
+	wait_for "idle exit" eval '[ "$(service_property ActiveState)" = inactive ]'
+	[ "$(service_property Result)" = success ]
+	[ "$(in_manager systemctl is-active tunneld-acceptor.socket)" = active ]
+	[ "$(echo_through second)" = second ]
+	[ "$(service_property ActiveState)" = active ]
+	[ "$(service_property ExecMainPID)" != "$first" ]
+}
+
+@test "reload: a tunnel carries its data across it (sha256 equal), no connection is refused, the rules file is read again; a broken one is refused and the old rules serve on" {
+	make_file "$BATS_TEST_TMPDIR/payload" 2
+	start_target http
+	local http_port=$TARGET_PORT
+	start_target sha
+	SHA_PORT=$TARGET_PORT
+	start_target echo
+	mkdir -m 0755 "$BATS_TEST_TMPDIR/conf"
+	printf 'allow to 127.0.0.1/32 port %s, %s, %s\n' "$SHA_PORT" "$TARGET_PORT" "$http_port" >"$BATS_TEST_TMPDIR/conf/rules"
+	chmod 0644 "$BATS_TEST_TMPDIR/conf/rules"
+	UNIT_EXTRA="BindReadOnlyPaths=$BATS_TEST_TMPDIR/conf:/run/tunneld-conf"
+	start_acceptor --rules=/run/tunneld-conf/rules
+	open_long_tunnel
+	wait_for "the long tunnel's process" tunneld_processes 2
+	local acceptor
+	acceptor=$(service_property MainPID) # started by the socket for the first connection
+	[ "$acceptor" -gt 0 ]
+	head -c 1048576 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+
+	run raw_request "CONNECT 127.0.0.1:$http_port HTTP/1.1\r\n\r\n"
+	[[ "$output" == "HTTP/1.1 200 "* ]]
+	# The http target's port leaves the rules; the reload takes it in, with tunnels going on meanwhile.
+	printf 'allow to 127.0.0.1/32 port %s, %s\n' "$SHA_PORT" "$TARGET_PORT" >"$BATS_TEST_TMPDIR/conf/rules"
+	tunnels_while in_manager systemctl reload tunneld-acceptor.service
+	wait_for "reloaded" journal_has '^acceptor: reloaded; [12] tunnels carried on$'
+	[ "$(service_property MainPID)" = "$acceptor" ]
+	run raw_request "CONNECT 127.0.0.1:$http_port HTTP/1.1\r\n\r\n"
+	[[ "$output" == "HTTP/1.1 403 "* ]]
+
+	# A broken file: the check refuses the reload, and the rules read before still decide.
+	echo 'allow to nowhere at all' >"$BATS_TEST_TMPDIR/conf/rules"
+	in_manager systemctl reload tunneld-acceptor.service
+	wait_for "reload refused" journal_has 'acceptor: reload refused: the options or their files do not check'
+	[ "$(service_property MainPID)" = "$acceptor" ]
+	[ "$(service_property ActiveState)" = active ]
+	run raw_request "CONNECT 127.0.0.1:$http_port HTTP/1.1\r\n\r\n"
+	[[ "$output" == "HTTP/1.1 403 "* ]]
+	[ "$(echo_through still)" = still ]
+
+	tail -c +1048577 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+	exec {LONG_FD}>&-
+	wait_for "the long tunnel's answer" test -s "$BATS_TEST_TMPDIR/down"
+	[ "$(cat "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 2097152" ]
+	wait_for "its record" journal_has "-> 127\.0\.0\.1:$SHA_PORT status=200 up=2097152 "
+}
+
+@test "restart: the acceptor is replaced, a tunnel in flight runs to its end (sha256 equal), and no connection is refused" {
+	make_file "$BATS_TEST_TMPDIR/payload" 2
+	start_target sha
+	SHA_PORT=$TARGET_PORT
+	start_target echo
+	start_acceptor --allow-port=$SHA_PORT,$TARGET_PORT --allow-dest=127.0.0.1/32
+	open_long_tunnel
+	wait_for "the long tunnel's process" tunneld_processes 2
+	local acceptor
+	acceptor=$(service_property MainPID) # started by the socket for the first connection
+	[ "$acceptor" -gt 0 ]
+	head -c 1048576 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+	tunnels_while in_manager systemctl restart tunneld-acceptor.service
+	[ "$(service_property MainPID)" != "$acceptor" ]
+	[ "$(service_property ActiveState)" = active ]
+	tail -c +1048577 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+	exec {LONG_FD}>&-
+	wait_for "the long tunnel's answer" test -s "$BATS_TEST_TMPDIR/down"
+	[ "$(cat "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 2097152" ]
+	wait_for "its record" journal_has "-> 127\.0\.0\.1:$SHA_PORT status=200 up=2097152 "
+}
+
+@test "stop: every tunnel is ended, each with its record, and no tunneld process is left" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	start_bg env HOLD_UNTIL_KILLED=1 "$PYTHON" "$PEERS/hold.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1 127.0.0.1 127.0.0.1
+	wait_for "three tunnels" tunneld_processes 4
+	in_manager systemctl stop tunneld-acceptor.service
+	[ "$(service_property ActiveState)" = inactive ]
+	[ -z "$(in_manager pgrep -x tunneld)" ]
+	wait_for "three records" records_at_least 3
+	[ "$(tunneld_records cat | grep -c "status=200 up=4 down=4 duration_ms=[0-9]* reason=stopped by signal$")" -eq 3 ]
+}
+
+@test "a burst of 2,000 connections, 64 at a time: each served or turned away with a record, no zombie, and the acceptor serves on" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --max-tunnels=48 --max-tunnels-per-source=0
+	run timeout 180 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1:0 2000@64@127.0.0.1+127.0.0.2
+	echo "$output" >&3
+	[[ "$output" =~ ^held\ 0/0\ served\ ([0-9]+)\ refused\ ([0-9]+)\ unreachable\ 0$ ]]
+	local served=${BASH_REMATCH[1]} refused=${BASH_REMATCH[2]}
+	[ $((served + refused)) -eq 2000 ]
+	wait_for "tunnels gone" tunneld_processes 1
+	[ -z "$(in_manager ps -e -o stat= | grep '^Z')" ]
+	wait_for "every record" records_at_least 2000
+	[ "$(tunneld_records cat | grep -c 'reason=turned away: 48 tunnels already (--max-tunnels)$')" -eq "$refused" ]
+	[ "$(tunneld_records cat | grep -c ' status=200 up=4 down=4 ')" -eq "$served" ]
+	[ "$(echo_through after)" = after ]
+}
+
+@test "out of file descriptors, the acceptor backs off without spinning, and serves the connection that waited once it has them" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	[ "$(echo_through first)" = first ]
+	local acceptor lowest_free=0 before
+	acceptor=$(service_property MainPID) # a pid in the manager's namespace
+	while in_manager test -e "/proc/$acceptor/fd/$lowest_free"; do lowest_free=$((lowest_free + 1)); done
+	before=$(cpu_ticks "$acceptor")
+	# accept() now has no descriptor number under the limit to give.
+	in_manager prlimit --pid "$acceptor" --nofile=$lowest_free:
+	start_bg sh -c 'printf waited | timeout 30 nc -N -X connect -x "127.0.0.1:$1" 127.0.0.1 "$2" >"$3"' \
+		sh "$PROXY_PORT" "$TARGET_PORT" "$BATS_TEST_TMPDIR/waited"
+	wait_for "backing off to a second" journal_has '^acceptor: accept: Too many open files; accepting again in 1000 ms$'
+	# Seven backoffs, 10 ms doubling to a second, took two seconds: a spin would have used them all.
+	[ $(($(cpu_ticks "$acceptor") - before)) -lt 20 ]
+	[ ! -s "$BATS_TEST_TMPDIR/waited" ]
+	in_manager prlimit --pid "$acceptor" --nofile=1024:
+	wait_for "the connection that waited" grep -qx waited "$BATS_TEST_TMPDIR/waited"
+	[ "$(service_property MainPID)" = "$acceptor" ]
+}
+
+@test "out of processes (LimitNPROC=), the acceptor turns away what it cannot fork for, backs off, and serves again" {
+	start_target echo
+	# The acceptor and three tunnels: the service's dynamic user may have no more processes.
+	UNIT_EXTRA=LimitNPROC=4
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --max-tunnels-per-source=0
+	run timeout 120 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1:0 300@32@127.0.0.1
+	echo "$output" >&3
+	wait_for "tunnels gone" tunneld_processes 1
+	run tunneld_records cat
+	grep -qE '^acceptor: fork: Resource temporarily unavailable; accepting again in [0-9]+ ms$' <<<"$output"
+	grep -qE -- '-> - status=- up=0 down=0 duration_ms=0 reason=turned away: the acceptor could not fork$' <<<"$output"
+	[ "$(service_property ActiveState)" = active ]
+	[ "$(echo_through after)" = after ]
+}
