@@ -32,7 +32,8 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c \
-	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c src/sandbox.c src/acceptor.c
+	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c src/sandbox.c src/acceptor.c \
+	src/config_file.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
@@ -91,12 +92,13 @@ FUZZERS = request auth proxy_protocol socks5 rules
 FUZZ_SECONDS ?= 10
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TUNNELD_CPPFLAGS)
 build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
-build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/lazy.c src/signals.c src/auth.h src/lazy.h \
-	src/signals.h
+build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/config_file.c src/lazy.c src/signals.c src/auth.h \
+	src/config_file.h src/lazy.h src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/response.h
-build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/policy.c src/request.c src/upstream.c src/connector.c \
-	src/signals.c src/rules.h src/rules_image.h src/policy.h src/upstream.h src/connector.h
+build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/config_file.c src/policy.c src/request.c \
+	src/upstream.c src/connector.c src/signals.c src/rules.h src/rules_image.h src/config_file.h src/policy.h \
+	src/upstream.h src/connector.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)

@@ -22,6 +22,7 @@
 #include "src/acceptor.h"
 #include "src/auth.h"
 #include "src/clock.h"
+#include "src/config_file.h"
 #include "src/connector.h"
 #include "src/log.h"
 #include "src/number.h"
@@ -389,6 +390,8 @@ static void parse_options(int argc, char **argv, struct options *options)
 		exit_usage("%s and --rules: the rules file replaces --allow-port, --allow-dest, --deny-dest and "
 			   "--allow-host; write them as rules (tunneld(8) \"RULES\")",
 			   options->destination_option);
+	options->acceptor.files[0] = options->rules_path;
+	options->acceptor.files[1] = auth_file;
 	if (auth_file != NULL) {
 		char message[512];
 		if (auth_load(&options->auth, auth_file, message, sizeof(message)) < 0)
@@ -416,8 +419,9 @@ static void parse_options(int argc, char **argv, struct options *options)
  * (src/acceptor.h); their count is returned. libsystemd is opened only when
  * LISTEN_FDS is set.
  */
-static int adopt_passed_sockets(void)
+static int adopt_passed_sockets(bool *unusable)
 {
+	*unusable = false;
 	if (getenv("LISTEN_FDS") == NULL)
 		return 0;
 	int count = systemd_listen_fds(1);
@@ -426,11 +430,13 @@ static int adopt_passed_sockets(void)
 		client.out = 3;
 		return 0;
 	}
+	*unusable = count > 0; /* until each proves to be a listening stream socket */
 	if (count < 1 || count > ACCEPTOR_MAX_LISTENERS)
 		return 0;
 	for (int fd = 3; fd < 3 + count; fd++)
 		if (systemd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
 			return 0;
+	*unusable = false;
 	return count;
 }
 
@@ -1373,11 +1379,16 @@ int main(int argc, char **argv)
 	}
 	sigset_t original_mask;
 	(void)sigprocmask(SIG_BLOCK, NULL, &original_mask);
-	int listeners = adopt_passed_sockets();
+	bool unusable_sockets;
+	int listeners = adopt_passed_sockets(&unusable_sockets);
 	if (listeners > 0) /* no client yet: fds 0 to 2 are the service's, and fd 2 may carry the log */
 		client.in = client.out = -1;
 	(void)log_setup(LOG_TARGET_AUTO, client.in, client.out, NULL, 0);
+	if (unusable_sockets)
+		log_error("LISTEN_FDS: the sockets passed are neither one connected stream socket nor listening stream "
+			  "sockets (at most 16): ignored, the client is on stdin and stdout");
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
+	config_file_unpin(); /* a reload's copies of the files are read */
 	if (listeners > 0) {
 		/* Options and their files are read once, here; each child has them as they were at its fork. */
 		client.in = client.out = acceptor_run(3, listeners, &options.acceptor, argv, &original_mask);

@@ -8,15 +8,18 @@
  *   SIGTERM, SIGINT  stop: each tunnel is sent SIGTERM and writes its record;
  *   SIGUSR1          restart (the unit's RestartKillSignal=): exit now, the
  *                    tunnels run on to their end;
- *   SIGHUP           reload: `tunneld ARGV --check` proves the options and
- *                    their files, then the acceptor executes itself again
- *                    with its listeners and its table.
+ *   SIGHUP           reload: the files the options name are copied
+ *                    (config_file_pin), `tunneld --check ARGV` proves the
+ *                    options and those copies, then the acceptor executes
+ *                    itself again with its listeners, its table and the
+ *                    same copies: what was checked is what is served.
  * A resource shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM, a failed fork) stops
  * accepting for a while, doubling up to a second: never a spin.
  */
 #include "acceptor.h"
 
 #include "clock.h"
+#include "config_file.h"
 #include "log.h"
 #include "signals.h"
 
@@ -31,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +44,7 @@
 #define BACKOFF_MAX_MS 1000
 #define ACCEPTS_PER_WAKEUP 32          /* then the other listeners, and the reaping, get their turn */
 #define STOP_GRACE_MS (FINISH_AFTER_STOP_MS + 2000) /* then SIGKILL: a child stuck past its own deadline */
+#define RELOAD_CHECK_MAX_MS 30000 /* a check stuck (a file on a hung mount) is killed, the reload refused */
 /* The table handed across a reload's exec: "pid/address,pid/address,..." */
 #define TUNNELS_VARIABLE "TUNNELD_ACCEPTOR_TUNNELS"
 
@@ -54,6 +59,7 @@ static unsigned tunnel_count;
 static unsigned tunnel_capacity;
 
 static pid_t reload_check_pid = -1;
+static int64_t reload_check_deadline_ms;
 
 static volatile sig_atomic_t child_exited;
 static volatile sig_atomic_t stop_requested;
@@ -106,7 +112,7 @@ static void log_errorf(const char *format, ...)
 	va_list args;
 
 	va_start(args, format);
-	(void)vsnprintf(message, sizeof(message), format, args);
+	(void)vsnprintf(message, sizeof(message), format, args); // NOLINT(clang-analyzer-valist.Uninitialized)
 	va_end(args);
 	log_error(message);
 }
@@ -210,9 +216,14 @@ static void back_off(struct backoff *backoff, const char *what, int error)
 
 static void restore_child_signals(const sigset_t *original_mask)
 {
+	sigset_t mask = *original_mask;
+
 	for (size_t i = 0; i < ACCEPTOR_SIGNAL_COUNT; i++)
 		(void)signal(acceptor_signals[i], SIG_DFL);
-	(void)sigprocmask(SIG_SETMASK, original_mask, NULL);
+	/* After a reload's exec the mask the acceptor was started with holds its own signals: not a tunnel's. */
+	(void)sigdelset(&mask, SIGCHLD);
+	(void)sigdelset(&mask, SIGUSR1);
+	(void)sigprocmask(SIG_SETMASK, &mask, NULL);
 	signals_setup();
 }
 
@@ -277,17 +288,25 @@ static void accept_waiting(int listener, const struct acceptor_limits *limits, s
 
 /* ---- reload: check, then execute ourselves again ---- */
 
-static void start_reload_check(char **argv)
+static void start_reload_check(char **argv, const struct acceptor_limits *limits)
 {
 	static char check[] = "--check";
+	char paths[2][4096];
+	const char *resolved[2];
 	int argc = 0;
 
 	if (reload_check_pid > 0)
 		return; /* one is running: its answer covers this request too */
 	while (argv[argc] != NULL)
 		argc++;
+	for (size_t i = 0; i < 2; i++)
+		resolved[i] = limits->files[i] != NULL ? config_file_resolve(limits->files[i], paths[i], sizeof(paths[i])) : NULL;
+	config_file_pin(resolved, 2);
 	reload_check_pid = fork();
 	if (reload_check_pid == 0) {
+		sigset_t none;
+		(void)sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL); /* a check is stopped like any command */
 		char **check_argv = calloc((size_t)argc + 2, sizeof(*check_argv));
 		if (check_argv == NULL)
 			_exit(EXIT_FAILURE);
@@ -299,9 +318,12 @@ static void start_reload_check(char **argv)
 		(void)execv("/proc/self/exe", check_argv);
 		_exit(127);
 	}
-	if (reload_check_pid < 0)
+	if (reload_check_pid < 0) {
 		log_errorf("acceptor: reload: cannot fork the check: %s; still serving with the options it had",
 			   strerror(errno));
+		config_file_unpin();
+	}
+	reload_check_deadline_ms = clock_now_ms() + RELOAD_CHECK_MAX_MS;
 }
 
 /* The table as TUNNELS_VARIABLE's value; NULL if it cannot be made. */
@@ -360,6 +382,11 @@ static void adopt_tunnels(void)
 		tunnel.pid = (pid_t)pid;
 		if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
 			continue;
+		bool listed = false; /* once: a pid listed twice would hold a slot no reaping frees */
+		for (unsigned i = 0; i < tunnel_count && !listed; i++)
+			listed = tunnels[i].pid == tunnel.pid;
+		if (listed)
+			continue;
 		if (inet_pton(AF_INET, slash + 1, tunnel.source) == 1)
 			tunnel.family = AF_INET;
 		else if (inet_pton(AF_INET6, slash + 1, tunnel.source) == 1)
@@ -395,6 +422,7 @@ static void reexecute(int first_fd, int count, char **argv)
 	for (int fd = first_fd; fd < first_fd + count; fd++)
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	(void)unsetenv(TUNNELS_VARIABLE);
+	config_file_unpin();
 	log_errorf("acceptor: reload: cannot execute /proc/self/exe: %s; still serving with the options it had",
 		   strerror(error));
 }
@@ -405,6 +433,7 @@ static void finish_reload(int status, int first_fd, int count, char **argv)
 		reexecute(first_fd, count, argv);
 		return;
 	}
+	config_file_unpin();
 	log_error("acceptor: reload refused: the options or their files do not check (tunneld --check says why, "
 		  "above); still serving with the options it had");
 }
@@ -449,6 +478,9 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 	int64_t idle_since_ms = clock_now_ms();
 
 	acceptor_signals_setup(&wait_mask);
+	/* A reload executes /proc/self/exe, which would name the process "exe" in ps, pgrep and the journal. */
+	const char *name = strrchr(argv[0], '/');
+	(void)prctl(PR_SET_NAME, name != NULL ? name + 1 : argv[0]);
 	tunnel_capacity = limits->max_tunnels;
 	tunnels = calloc(tunnel_capacity, sizeof(*tunnels));
 	if (tunnels == NULL) {
@@ -480,11 +512,17 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			finish_reload(reload_status, first_fd, count, argv);
 		if (reload_requested) {
 			reload_requested = 0;
-			start_reload_check(argv);
+			start_reload_check(argv, limits);
 		}
 
 		int64_t now_ms = clock_now_ms();
 		int timeout_ms = -1;
+		if (reload_check_pid > 0 && now_ms >= reload_check_deadline_ms) {
+			(void)kill(reload_check_pid, SIGKILL); /* reaped as a failed check: the reload is refused */
+			reload_check_deadline_ms = now_ms + RELOAD_CHECK_MAX_MS;
+		}
+		if (reload_check_pid > 0)
+			timeout_ms = (int)(reload_check_deadline_ms - now_ms);
 		if (limits->exit_idle_seconds > 0 && tunnel_count == 0 && reload_check_pid < 0) {
 			int64_t idle_end_ms = idle_since_ms + (int64_t)limits->exit_idle_seconds * 1000;
 			if (now_ms >= idle_end_ms)
@@ -511,6 +549,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 					(void)close(fd);
 				if (log_reserve >= 0)
 					(void)close(log_reserve);
+				config_file_unpin(); /* forked during a reload: those copies are not the tunnel's */
 				free(tunnels);
 				restore_child_signals(original_mask);
 				return child_fd;

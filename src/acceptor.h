@@ -16,6 +16,7 @@ struct acceptor_limits {
 	unsigned max_tunnels;            /* in total: over this a connection is turned away */
 	unsigned max_tunnels_per_source; /* from one IP address; 0: no limit */
 	int exit_idle_seconds;           /* with no tunnel and no connection this long, exit; 0: never */
+	const char *files[2];            /* what the options name (rules, passwords), or NULL: pinned for a reload */
 };
 
 /*

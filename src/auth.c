@@ -8,6 +8,7 @@
  */
 #include "auth.h"
 
+#include "config_file.h"
 #include "lazy.h"
 #include "signals.h"
 
@@ -29,7 +30,7 @@ static void *libcrypt;
 
 static int read_file(const char *path, char *buffer, size_t size, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = config_file_open(path);
 	if (fd < 0)
 		return -1;
 	*len = 0;
@@ -105,17 +106,14 @@ int auth_load(struct auth *auth, const char *path, char *why, size_t why_size)
 {
 	static char text[AUTH_FILE_MAX_BYTES + 1];
 	char full_path[4096];
-	const char *credentials_directory = getenv("CREDENTIALS_DIRECTORY");
 	size_t len;
 	unsigned line_number = 0;
 
 	auth->user_count = 0;
-	if (path[0] != '/' && credentials_directory != NULL) {
-		if ((size_t)snprintf(full_path, sizeof(full_path), "%s/%s", credentials_directory, path) >= sizeof(full_path)) {
-			(void)snprintf(why, why_size, "auth file path too long");
-			return -1;
-		}
-		path = full_path;
+	path = config_file_resolve(path, full_path, sizeof(full_path));
+	if (path == NULL) {
+		(void)snprintf(why, why_size, "auth file path too long");
+		return -1;
 	}
 	if (read_file(path, text, sizeof(text) - 1, &len) < 0) {
 		(void)snprintf(why, why_size, "cannot read auth file %s: %s", path,

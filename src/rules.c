@@ -15,6 +15,7 @@
  */
 #include "rules.h"
 
+#include "config_file.h"
 #include "rules_image.h"
 
 #include <arpa/inet.h>
@@ -716,7 +717,6 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 {
 	static char full_path[4096];
 	static char buffer[RULES_READ_BUFFER_BYTES];
-	const char *credentials_directory = getenv("CREDENTIALS_DIRECTORY");
 	struct cursor cursor = { .rules = rules, .errors = errors };
 	struct stat st;
 	size_t held = 0, total = 0;
@@ -724,17 +724,14 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 
 	errors->count = 0;
 	empty(rules);
-	if (path[0] != '/' && credentials_directory != NULL) {
-		if ((size_t)snprintf(full_path, sizeof(full_path), "%s/%s", credentials_directory, path) >=
-		    sizeof(full_path)) {
-			(void)rules_error(errors, "rules file path too long");
-			return errors->count;
-		}
-		path = full_path;
+	path = config_file_resolve(path, full_path, sizeof(full_path));
+	if (path == NULL) {
+		(void)rules_error(errors, "rules file path too long");
+		return errors->count;
 	}
 	rules->source = NULL;
 	rules->path = cursor.name = path;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int fd = config_file_open(path);
 	if (fd < 0) {
 		(void)rules_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
 		return errors->count;

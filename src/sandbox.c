@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
@@ -162,6 +163,7 @@ static const int allowed_calls[] = {
 	SYS_openat, SYS_mprotect, SYS_getrandom, SYS_connect, SYS_madvise, SYS_futex, SYS_getpeername,
 	SYS_getsockname, SYS_munmap, SYS_getpid, SYS_gettid, SYS_lseek, SYS_uname, SYS_getuid, SYS_sendto,
 	SYS_recvfrom, SYS_sendmmsg, SYS_sendmsg, SYS_memfd_create, SYS_restart_syscall, SYS_clock_gettime,
+	SYS_writev, SYS_readv, /* the resolver's queries over TCP (a truncated answer, options use-vc) */
 #ifdef SYS_poll
 	SYS_poll, /* the resolver's, on machines that have it */
 #endif
@@ -260,14 +262,22 @@ static size_t build_filter(struct sock_filter *filter)
 	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
 	filter[n++] = (struct sock_filter)ALLOW;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
-	/* socket(): the Internet, and a datagram to the journal or syslog. */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 9);
+	/*
+	 * socket(): streams and datagrams of the Internet (the target, the
+	 * resolver), and a datagram to the journal or syslog. Not SOCK_RAW, nor
+	 * SOCK_PACKET, which the kernel makes a packet socket of AF_INET.
+	 */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 13);
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 5, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 4, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 4);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 8);
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf); /* the type, without SOCK_CLOEXEC and SOCK_NONBLOCK */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_STREAM, 4, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 3, 4);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf);
 	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 0, 1);
 	filter[n++] = (struct sock_filter)ALLOW;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
@@ -316,11 +326,25 @@ static void limit(int resource, rlim_t most)
 	(void)setrlimit(resource, &current);
 }
 
+/*
+ * Run as root (by hand, an activator without a user), a tunnel would keep
+ * every capability: raw sockets, SO_MARK, forged SCM_CREDENTIALS. It needs
+ * none, so it keeps none.
+ */
+static void drop_capabilities(void)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = { { 0 } };
+
+	(void)syscall(SYS_capset, &header, none);
+}
+
 void sandbox_enter(struct sandbox_report *report)
 {
 	char landlock_why[80] = "", seccomp_why[80] = "";
 
 	memset(report, 0, sizeof(*report));
+	drop_capabilities();
 	limit(RLIMIT_CORE, 0); /* a crash leaves no image of a tunnel's memory (passwords, the head) */
 	limit(RLIMIT_NOFILE, SANDBOX_FILES_MAX);
 	report->no_new_privs = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;

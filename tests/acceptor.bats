@@ -52,6 +52,25 @@ open_long_tunnel() {
 	exec {LONG_FD}>"$BATS_TEST_TMPDIR/up"
 }
 
+# long_tunnel_first_half: the long tunnel, and the first MiB of the payload
+# through it; sets ACCEPTOR_PID, the acceptor the socket started for it.
+long_tunnel_first_half() {
+	open_long_tunnel
+	wait_for "the long tunnel's process" tunneld_processes 2
+	ACCEPTOR_PID=$(service_property MainPID)
+	[ "$ACCEPTOR_PID" -gt 0 ]
+	head -c 1048576 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+}
+
+# long_tunnel_rest: the rest of the 2 MiB payload; the target's sha256 of all of it, and the record.
+long_tunnel_rest() {
+	tail -c +1048577 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+	exec {LONG_FD}>&-
+	wait_for "the long tunnel's answer" test -s "$BATS_TEST_TMPDIR/down"
+	[ "$(cat "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 2097152" ]
+	wait_for "its record" journal_has "-> 127\.0\.0\.1:$SHA_PORT status=200 up=2097152 "
+}
+
 # tunnels_while COMMAND...: 20 tunnels, one after another, while COMMAND runs; fails unless each echoed.
 tunnels_while() {
 	(
@@ -152,12 +171,8 @@ tunnels_while() {
 	chmod 0644 "$BATS_TEST_TMPDIR/conf/rules"
 	UNIT_EXTRA="BindReadOnlyPaths=$BATS_TEST_TMPDIR/conf:/run/tunneld-conf"
 	start_acceptor --rules=/run/tunneld-conf/rules
-	open_long_tunnel
-	wait_for "the long tunnel's process" tunneld_processes 2
-	local acceptor
-	acceptor=$(service_property MainPID) # started by the socket for the first connection
-	[ "$acceptor" -gt 0 ]
-	head -c 1048576 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+	long_tunnel_first_half
+	local acceptor=$ACCEPTOR_PID
 
 	run raw_request "CONNECT 127.0.0.1:$http_port HTTP/1.1\r\n\r\n"
 	[[ "$output" == "HTTP/1.1 200 "* ]]
@@ -179,11 +194,7 @@ tunnels_while() {
 	[[ "$output" == "HTTP/1.1 403 "* ]]
 	[ "$(echo_through still)" = still ]
 
-	tail -c +1048577 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
-	exec {LONG_FD}>&-
-	wait_for "the long tunnel's answer" test -s "$BATS_TEST_TMPDIR/down"
-	[ "$(cat "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 2097152" ]
-	wait_for "its record" journal_has "-> 127\.0\.0\.1:$SHA_PORT status=200 up=2097152 "
+	long_tunnel_rest
 }
 
 @test "restart: the acceptor is replaced, a tunnel in flight runs to its end (sha256 equal), and no connection is refused" {
@@ -192,20 +203,12 @@ tunnels_while() {
 	SHA_PORT=$TARGET_PORT
 	start_target echo
 	start_acceptor --allow-port=$SHA_PORT,$TARGET_PORT --allow-dest=127.0.0.1/32
-	open_long_tunnel
-	wait_for "the long tunnel's process" tunneld_processes 2
-	local acceptor
-	acceptor=$(service_property MainPID) # started by the socket for the first connection
-	[ "$acceptor" -gt 0 ]
-	head -c 1048576 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
+	long_tunnel_first_half
+	local acceptor=$ACCEPTOR_PID
 	tunnels_while in_manager systemctl restart tunneld-acceptor.service
 	[ "$(service_property MainPID)" != "$acceptor" ]
 	[ "$(service_property ActiveState)" = active ]
-	tail -c +1048577 "$BATS_TEST_TMPDIR/payload" >&"$LONG_FD"
-	exec {LONG_FD}>&-
-	wait_for "the long tunnel's answer" test -s "$BATS_TEST_TMPDIR/down"
-	[ "$(cat "$BATS_TEST_TMPDIR/down")" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 2097152" ]
-	wait_for "its record" journal_has "-> 127\.0\.0\.1:$SHA_PORT status=200 up=2097152 "
+	long_tunnel_rest
 }
 
 @test "stop: every tunnel is ended, each with its record, and no tunneld process is left" {
@@ -270,4 +273,90 @@ tunnels_while() {
 	grep -qE -- '-> - status=- up=0 down=0 duration_ms=0 reason=turned away: the acceptor could not fork$' <<<"$output"
 	[ "$(service_property ActiveState)" = active ]
 	[ "$(echo_through after)" = after ]
+}
+
+# ---- from an outside review: each of these failed before its fix ----
+
+# acceptor_pid: the oldest tunneld of this test's proxy (its children are younger).
+acceptor_pid() {
+	pgrep -o -f "^$TUNNELD --log=stderr .*$BATS_TEST_TMPDIR"
+}
+
+# reload_outcomes: how many reloads the log says were done or refused.
+reload_outcomes() {
+	grep -cE '^tunneld: acceptor: (reloaded;|reload refused:)' "$LOG" || true
+}
+
+@test "review: a rules file replaced again and again while reloads run: every reload serves what its check read, and the acceptor lives" {
+	start_target echo
+	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/good"
+	echo 'this line is not a rule' >"$BATS_TEST_TMPDIR/bad"
+	cp "$BATS_TEST_TMPDIR/good" "$BATS_TEST_TMPDIR/rules"
+	ACCEPTOR=1 start_proxy --rules="$BATS_TEST_TMPDIR/rules"
+	[ "$(printf first | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = first ]
+	local acceptor
+	acceptor=$(acceptor_pid)
+	# Good and broken by turns, each by rename, for as long as the reloads go on.
+	start_bg sh -c 'while :; do cp "$1/good" "$1/next" && mv "$1/next" "$1/rules"; cp "$1/bad" "$1/next" && mv "$1/next" "$1/rules"; done' \
+		sh "$BATS_TEST_TMPDIR"
+	local writer n
+	writer=$(tail -n 1 "$PIDS_FILE")
+	for n in $(seq 30); do
+		kill -HUP "$acceptor"
+		wait_for "reload $n done or refused" eval '[ "$(reload_outcomes)" -ge $n ]'
+	done
+	kill -- "-$writer"
+	wait_for "the writer gone" eval '! kill -0 "$writer" 2>/dev/null'
+	cp "$BATS_TEST_TMPDIR/good" "$BATS_TEST_TMPDIR/rules"
+	kill -0 "$acceptor"
+	[ "$(printf after | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = after ] || {
+		cat "$LOG" >&2
+		false
+	}
+}
+
+@test "review: a tunnel forked after a reload has neither SIGCHLD nor SIGUSR1 blocked, as one forked before it" {
+	start_target echo
+	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/rules"
+	ACCEPTOR=1 start_proxy --rules="$BATS_TEST_TMPDIR/rules"
+	[ "$(printf first | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = first ]
+	local acceptor tunnel blocked
+	acceptor=$(acceptor_pid)
+	kill -HUP "$acceptor"
+	wait_for "reloaded" grep -q '^tunneld: acceptor: reloaded; 0 tunnels carried on$' "$LOG"
+	start_bg env HOLD_UNTIL_KILLED=1 "$PYTHON" "$PEERS/hold.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1
+	wait_for "the tunnel's process" pgrep -P "$acceptor"
+	tunnel=$(pgrep -P "$acceptor")
+	[ "$(cat "/proc/$acceptor/comm")" = tunneld ] # not "exe", after executing /proc/self/exe
+	blocked=$(awk '/^SigBlk:/ { print $2 }' "/proc/$tunnel/status")
+	echo "SigBlk $blocked" >&3
+	[ $((0x$blocked & (1 << (17 - 1) | 1 << (10 - 1)))) -eq 0 ] # SIGCHLD is 17, SIGUSR1 10
+}
+
+@test "review: a pid listed three times in the table a reload hands over takes one slot, not three" {
+	start_target echo
+	PROXY_PORT=$(free_port)
+	# An acceptor that already has a child (a sleep) and is told of it thrice, as a reload would tell it.
+	cat >"$BATS_TEST_TMPDIR/launch.py" <<'PY'
+import os, socket, sys
+tunneld, port, target, log = sys.argv[1:5]
+listener = socket.socket()
+listener.bind(("127.0.0.1", int(port)))
+listener.listen(16)
+if listener.fileno() != 3:
+    os.dup2(listener.fileno(), 3)
+os.set_inheritable(3, True)
+sleeper = os.fork()
+if sleeper == 0:
+    os.execvp("sleep", ["sleep", "60"])
+os.dup2(os.open(log, os.O_WRONLY | os.O_APPEND), 2)
+environment = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()),
+                   TUNNELD_ACCEPTOR_TUNNELS=",".join(["%d/127.0.0.9" % sleeper] * 3))
+os.execve(tunneld, [tunneld, "--log=stderr", "--allow-port=" + target, "--allow-dest=127.0.0.1/32",
+                    "--max-tunnels=3"], environment)
+PY
+	start_bg "$PYTHON" "$BATS_TEST_TMPDIR/launch.py" "$TUNNELD" "$PROXY_PORT" "$TARGET_PORT" "$LOG"
+	wait_for "the table taken" grep -q '^tunneld: acceptor: reloaded; 1 tunnels carried on$' "$LOG"
+	run held_tunnels_from "$PROXY_PORT" 127.0.0.1 127.0.0.1 127.0.0.1
+	[ "$output" = "200 200 closed" ]
 }

@@ -149,6 +149,16 @@ PY
 	[ "$(cat "$BATS_TEST_TMPDIR/probe")" = "gaicb=elsewhere hints=elsewhere name=elsewhere service=elsewhere" ]
 }
 
+@test "a name resolved over TCP (options use-vc, as after a truncated answer) still resolves in the sandbox" {
+	start_dns 0
+	printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:5 use-vc\n' >"$BATS_TEST_TMPDIR/resolv.conf"
+	on_server echo 192.0.2.2
+	run --separate-stderr in_client_namespace sh -c 'printf "CONNECT overtcp.test:8443 HTTP/1.1\r\n\r\nping" | timeout 20 "$@"' \
+		sh "$TUNNELD" --log=stderr --allow-port=8443 --allow-dest=192.0.2.0/24
+	[[ "$output" == "HTTP/1.1 200 Connection established"*ping ]]
+	grep -q '^answered overtcp.test 1$' "$DNS_LOG"
+}
+
 @test "SIGTERM while resolving ends the tunnel at once, with its record" {
 	start_dns never
 	mkfifo "$BATS_TEST_TMPDIR/in"

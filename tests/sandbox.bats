@@ -21,15 +21,16 @@ teardown() {
 	rm -f /root/.tunneld-sandbox-probe /tmp/tunneld-sandbox-probe
 }
 
-# assert_all_denied FILE: the probe's twelve attempts, each refused.
+# assert_all_denied FILE: the probe's fifteen attempts, each refused.
 assert_all_denied() {
 	local attempt
 	cat "$1"
 	for attempt in read-/etc/shadow read-/root-file list-/root write-scratch-dir write-/tmp socket-netlink \
-		socket-packet socket-unix-stream ptrace-parent mount-tmpfs fork execve-shell; do
+		socket-packet socket-unix-stream socket-inet-packet socket-inet-raw setsockopt-mark ptrace-parent \
+		mount-tmpfs fork execve-shell; do
 		grep -qE "^$attempt denied E[A-Z]+$" "$1" || { echo "not denied: $attempt"; false; }
 	done
-	[ "$(wc -l <"$1")" -eq 12 ]
+	[ "$(wc -l <"$1")" -eq 15 ]
 	[ ! -e "$BATS_TEST_TMPDIR/scratch/written-by-tunneld" ]
 	[ ! -e /tmp/tunneld-sandbox-probe ]
 }
@@ -55,11 +56,11 @@ assert_all_denied() {
 	for n in 1 2; do
 		run timeout 15 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/payload"
 		[ "$output" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 1048576" ]
-		# The report file was opened by the acceptor, at load: each tunnel appends its twelve lines.
-		wait_for "probe report $n" eval '[ "$(wc -l <"$BATS_TEST_TMPDIR/probe")" -ge $((12 * n)) ]'
+		# The report file was opened by the acceptor, at load: each tunnel appends its fifteen lines.
+		wait_for "probe report $n" eval '[ "$(wc -l <"$BATS_TEST_TMPDIR/probe")" -ge $((15 * n)) ]'
 	done
-	head -n 12 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-1"
-	tail -n +13 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-2"
+	head -n 15 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-1"
+	tail -n +16 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-2"
 	assert_all_denied "$BATS_TEST_TMPDIR/probe-1"
 	assert_all_denied "$BATS_TEST_TMPDIR/probe-2"
 	wait_log "-> 127\.0\.0\.1:$TARGET_PORT status=200 up=1048576 .*"

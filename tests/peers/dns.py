@@ -59,13 +59,36 @@ def serve_udp(udp):
         threading.Thread(target=respond, args=(lambda data, p=peer: udp.sendto(data, p), query), daemon=True).start()
 
 
+def receive_exactly(conn, length):
+    data = b""
+    while len(data) < length:
+        more = conn.recv(length - len(data))
+        if not more:
+            return None
+        data += more
+    return data
+
+
+def serve_tcp_connection(conn):
+    """Every query on the connection (glibc sends A and AAAA on one), each answered on its own."""
+    send_lock = threading.Lock()
+
+    def send(data):
+        with send_lock:
+            conn.sendall(struct.pack("!H", len(data)) + data)
+    while True:
+        prefix = receive_exactly(conn, 2)
+        query = prefix and receive_exactly(conn, struct.unpack("!H", prefix)[0])
+        if not query:
+            conn.close()
+            return
+        threading.Thread(target=respond, args=(send, query), daemon=True).start()
+
+
 def serve_tcp(tcp):
     while True:
         conn, _ = tcp.accept()
-        length = struct.unpack("!H", conn.recv(2))[0]
-        query = conn.recv(length)
-        threading.Thread(target=respond, args=(lambda data, c=conn: c.sendall(struct.pack("!H", len(data)) + data),
-                                               query), daemon=True).start()
+        threading.Thread(target=serve_tcp_connection, args=(conn,), daemon=True).start()
 
 
 udp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -1,7 +1,7 @@
 /*
  * An LD_PRELOAD probe for tests/sandbox.bats: when tunneld calls connect()
  * for its target (so after it has sandboxed itself), it tries what a
- * hijacked tunnel would, and writes one line per attempt to the file named
+ * hijacked tunnel would (fifteen things), and writes one line per attempt to the file named
  * by $SANDBOX_PROBE_OUT (opened at load, before any sandbox):
  * "NAME denied ERRNO-NAME" or "NAME ALLOWED". Then the real connect() runs.
  */
@@ -9,7 +9,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +48,9 @@ static long opened(int fd)
 	return fd;
 }
 
-static void probe(void)
+static void probe(int target)
 {
+	int mark = 1;
 	const char *scratch = getenv("SANDBOX_PROBE_SCRATCH");
 	char path[4096];
 
@@ -60,6 +63,11 @@ static void probe(void)
 	report("socket-netlink", opened(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)));
 	report("socket-packet", opened(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0)));
 	report("socket-unix-stream", opened(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)));
+	/* The kernel makes an AF_PACKET socket of this one: sniffing and forging on every interface. */
+	report("socket-inet-packet", opened(socket(AF_INET, SOCK_PACKET | SOCK_CLOEXEC, htons(ETH_P_ALL))));
+	report("socket-inet-raw", opened(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP)));
+	/* Run as root, a mark would let the tunnel past firewall and routing rules keyed on it. */
+	report("setsockopt-mark", setsockopt(target, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)));
 	report("ptrace-parent", ptrace(PTRACE_ATTACH, getppid(), NULL, NULL));
 	report("mount-tmpfs", mount("none", "/mnt", "tmpfs", 0, NULL));
 	pid_t child = fork();
@@ -82,7 +90,7 @@ int connect(int fd, const struct sockaddr *address, socklen_t len)
 	if (!probed && (address->sa_family == AF_INET || address->sa_family == AF_INET6)) {
 		probed = 1;
 		int saved = errno;
-		probe();
+		probe(fd);
 		errno = saved;
 	}
 	return real_connect(fd, address, len);
