@@ -327,7 +327,8 @@ reload_outcomes() {
 	start_bg env HOLD_UNTIL_KILLED=1 "$PYTHON" "$PEERS/hold.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1
 	wait_for "the tunnel's process" pgrep -P "$acceptor"
 	tunnel=$(pgrep -P "$acceptor")
-	[ "$(cat "/proc/$acceptor/comm")" = tunneld ] # not "exe", after executing /proc/self/exe
+	# Its name, not "exe", after executing /proc/self/exe (the kernel keeps 15 characters).
+	[ "$(cat "/proc/$acceptor/comm")" = "$(basename "$TUNNELD" | cut -c1-15)" ]
 	blocked=$(awk '/^SigBlk:/ { print $2 }' "/proc/$tunnel/status")
 	echo "SigBlk $blocked" >&3
 	[ $((0x$blocked & (1 << (17 - 1) | 1 << (10 - 1)))) -eq 0 ] # SIGCHLD is 17, SIGUSR1 10
