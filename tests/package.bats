@@ -74,7 +74,7 @@ teardown() {
 	stop_all
 }
 
-@test "on a booted Debian 12: install the package, the README's steps with a password, upgrade, purge" {
+@test "on a booted Debian 12: install the package, the README's steps with a password, upgrade, the acceptor, purge" {
 	[ -z "${SANITIZER_LOG_DIR:-}" ] || skip "the package is built in the plain pass"
 	[[ "$TUNNELD" != *valgrind* ]] || skip "the package is built in the plain pass"
 	local deb=$TOP/build/deb/tunneld_0.1.0_amd64.deb
@@ -176,8 +176,33 @@ deny
 	run in_booted journalctl -u tunneld.socket -o cat
 	[[ "$output" == *"tunneld: /etc/tunneld/rules:1:23: expected user, group, from, to, port or protocol, found 'prot'"* ]] || { echo "$output"; false; }
 
-	# Stop, disable, purge: nothing of the package's is left.
+	# README, "One acceptor instead of a unit per tunnel": the Accept=no pair, on the same port.
 	in_booted systemctl disable --now tunneld.socket
+	printf '[Socket]\nListenStream=\nListenStream=127.0.0.1:%s\n' "$port" >"$BATS_TEST_TMPDIR/acceptor-socket.conf"
+	edit_unit tunneld-acceptor.socket "$BATS_TEST_TMPDIR/acceptor-socket.conf"
+	printf '[Service]\nExecStart=\nExecStart=/usr/sbin/tunneld --allow-port=%s --allow-dest=127.0.0.1/32 --exit-idle-time=600\n' \
+		"$http_port" >"$BATS_TEST_TMPDIR/acceptor.conf"
+	edit_unit tunneld-acceptor.service "$BATS_TEST_TMPDIR/acceptor.conf"
+	in_booted systemctl enable --now tunneld-acceptor.socket
+	wait_for "tunneld-acceptor.socket on $port" port_listening "$port"
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" "http://127.0.0.1:$http_port/"
+	[ "$output" = "hello through the tunnel" ] || { in_booted journalctl -n 30 --no-pager; return 1; }
+	[ "$(in_booted systemctl is-active tunneld-acceptor.service)" = active ]
+	local acceptor
+	acceptor=$(in_booted systemctl show -P MainPID tunneld-acceptor.service)
+	in_booted systemctl reload tunneld-acceptor.service
+	wait_for "the reload" sh -c "nsenter -t $BOOTED_PID1 -a journalctl -t tunneld -o cat | grep -qx 'acceptor: reloaded; 0 tunnels carried on'"
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$port" "http://127.0.0.1:$http_port/"
+	[ "$output" = "hello through the tunnel" ]
+	[ "$(in_booted systemctl show -P MainPID tunneld-acceptor.service)" = "$acceptor" ]
+	# Its two records are the only ones to that port with no user.
+	acceptor_records() {
+		[ "$(in_booted journalctl -t tunneld -o cat | grep -E -- "-> 127\.0\.0\.1:$http_port status=200 " | grep -vc ' user=')" -ge 2 ]
+	}
+	wait_for "the acceptor's records" acceptor_records
+	in_booted systemctl disable --now tunneld-acceptor.socket tunneld-acceptor.service
+
+	# Stop, disable, purge: nothing of the package's is left.
 	run in_booted apt-get purge -y -q tunneld
 	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
 	run in_booted sh -c 'ls -d /usr/sbin/tunneld /lib/systemd/system/tunneld* /usr/share/doc/tunneld \
