@@ -3,12 +3,18 @@
  * measured against. Reads the head, connects to the IPv4 literal it names,
  * answers 200 and relays with read/write through 64 KiB buffers and
  * half-close. No policy, no logging, no libraries beyond libc.
+ *
+ * Handed a listening socket (LISTEN_FDS=1, systemd's Accept=no), it is the
+ * floor of tunneld's acceptor instead: accept, fork, and the child serves
+ * the connection as above; no limits, no sandbox, no records.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,7 +37,7 @@ static int pump(int from, int to, char *buffer, size_t size)
 	return 1;
 }
 
-int main(void)
+static int tunnel(void)
 {
 	size_t len = 0;
 	char host[64];
@@ -60,4 +66,25 @@ int main(void)
 			fds[1].fd = -1;
 	}
 	return 0;
+}
+
+int main(void)
+{
+	const char *listen_fds = getenv("LISTEN_FDS"), *listen_pid = getenv("LISTEN_PID");
+	if (listen_fds == NULL || strcmp(listen_fds, "1") != 0 || listen_pid == NULL || atol(listen_pid) != (long)getpid())
+		return tunnel();
+	signal(SIGCHLD, SIG_IGN); /* the kernel reaps */
+	for (;;) {
+		int connection = accept(3, NULL, NULL);
+		if (connection < 0)
+			continue;
+		if (fork() == 0) {
+			close(3);
+			dup2(connection, 0);
+			dup2(connection, 1);
+			close(connection);
+			_exit(tunnel());
+		}
+		close(connection);
+	}
 }
