@@ -142,7 +142,7 @@ valgrind-check: tunneld
 	@scripts/check-valgrind-logs $(VALGRIND_LOG_DIR)
 
 # LD_PRELOAD peers for tests/sandbox.bats: a probe that tries what a hijacked tunnel would, and an old kernel.
-TEST_PRELOADS = build/tests/sandbox-probe.so build/tests/old-kernel.so
+TEST_PRELOADS = build/tests/sandbox-probe.so build/tests/old-kernel.so build/tests/stuck-check.so
 build/tests/%.so: tests/peers/%.c
 	@mkdir -p build/tests
 	$(CC) -shared -fPIC -O1 -Wall -Wextra -o $@ $< -ldl

@@ -60,6 +60,7 @@ static unsigned tunnel_capacity;
 
 static pid_t reload_check_pid = -1;
 static int64_t reload_check_deadline_ms;
+static bool reload_check_killed; /* it ran past RELOAD_CHECK_MAX_MS */
 
 static volatile sig_atomic_t child_exited;
 static volatile sig_atomic_t stop_requested;
@@ -324,6 +325,7 @@ static void start_reload_check(char **argv, const struct acceptor_limits *limits
 		config_file_unpin();
 	}
 	reload_check_deadline_ms = clock_now_ms() + RELOAD_CHECK_MAX_MS;
+	reload_check_killed = false;
 }
 
 /* The table as TUNNELS_VARIABLE's value; NULL if it cannot be made. */
@@ -434,8 +436,13 @@ static void finish_reload(int status, int first_fd, int count, char **argv)
 		return;
 	}
 	config_file_unpin();
-	log_error("acceptor: reload refused: the options or their files do not check (tunneld --check says why, "
-		  "above); still serving with the options it had");
+	if (reload_check_killed)
+		log_errorf("acceptor: reload refused: tunneld --check ran past %d s and was killed; still serving with "
+			   "the options it had",
+			   RELOAD_CHECK_MAX_MS / 1000);
+	else
+		log_error("acceptor: reload refused: the options or their files do not check (tunneld --check says "
+			  "why, above); still serving with the options it had");
 }
 
 /* ---- stop ---- */
@@ -519,6 +526,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		int timeout_ms = -1;
 		if (reload_check_pid > 0 && now_ms >= reload_check_deadline_ms) {
 			(void)kill(reload_check_pid, SIGKILL); /* reaped as a failed check: the reload is refused */
+			reload_check_killed = true;
 			reload_check_deadline_ms = now_ms + RELOAD_CHECK_MAX_MS;
 		}
 		if (reload_check_pid > 0)

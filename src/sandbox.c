@@ -176,7 +176,7 @@ static const int allowed_calls[] = {
 #define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 #define FAIL_WITH(error) BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((error) & SECCOMP_RET_DATA))
 
-enum { CALLS = sizeof(allowed_calls) / sizeof(allowed_calls[0]), FILTER_MAX = 2 * CALLS + 48 };
+enum { CALLS = sizeof(allowed_calls) / sizeof(allowed_calls[0]), FILTER_MAX = 2 * CALLS + 56 };
 
 static int ascending(const void *a, const void *b)
 {
@@ -253,6 +253,18 @@ static size_t build_filter(struct sock_filter *filter)
 	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
 	filter[n++] = (struct sock_filter)ALLOW;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	/*
+	 * prctl(): one more filter, for the tightening after connect; a filter
+	 * can only take away. prctl, not seccomp(): a unit's SystemCallFilter=
+	 * of @system-service allows the one and not the other.
+	 */
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_prctl, 0, 6);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_SET_SECCOMP, 0, 3);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_MODE_FILTER, 0, 1);
+	filter[n++] = (struct sock_filter)ALLOW;
+	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
 	/* clone3's flags are in memory a filter cannot read: ENOSYS sends glibc back to clone(). */
 	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
 	filter[n++] = (struct sock_filter)FAIL_WITH(ENOSYS);
@@ -297,7 +309,36 @@ static bool enter_seccomp(char *why, size_t size)
 	return true;
 }
 
+/*
+ * Stacked on the allow-list once the target is connected, when the tunnel
+ * has made every Internet socket and thread it will ever need: a tunnel
+ * taken over while it relays can then open no socket but the record's
+ * datagram to the journal or syslog, and start no thread. The kernel runs
+ * both filters on every call and the stricter answer wins, so this one
+ * need not repeat the architecture check.
+ */
+static bool tighten_seccomp(void)
+{
+	static struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 2),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 2, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 1),
+		FAIL_WITH(EPERM),
+		ALLOW,
+	};
+	struct sock_fprog program = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
+
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) == 0;
+}
+
 #else
+
+static bool tighten_seccomp(void)
+{
+	return false;
+}
 
 static bool enter_seccomp(char *why, size_t size)
 {
@@ -354,4 +395,9 @@ void sandbox_enter(struct sandbox_report *report)
 	if (landlock_why[0] != '\0' || seccomp_why[0] != '\0')
 		(void)snprintf(report->why, sizeof(report->why), "sandbox: %s%s%s", landlock_why,
 			       landlock_why[0] != '\0' && seccomp_why[0] != '\0' ? "; " : "", seccomp_why);
+}
+
+bool sandbox_tighten_after_connect(const struct sandbox_report *report)
+{
+	return report->seccomp && tighten_seccomp();
 }

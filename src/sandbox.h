@@ -25,4 +25,11 @@ struct sandbox_report {
  */
 void sandbox_enter(struct sandbox_report *report);
 
+/*
+ * Once the target is connected: no new socket but AF_UNIX (the record's),
+ * no new thread. Only where sandbox_enter() put its filter in place; false
+ * when it was not tightened.
+ */
+bool sandbox_tighten_after_connect(const struct sandbox_report *report);
+
 #endif

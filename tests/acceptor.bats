@@ -361,3 +361,23 @@ PY
 	run held_tunnels_from "$PROXY_PORT" 127.0.0.1 127.0.0.1 127.0.0.1
 	[ "$output" = "200 200 closed" ]
 }
+
+@test "a reload whose check hangs is refused after 30 s, the check killed, and the acceptor serves all along" {
+	start_target echo
+	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/rules"
+	# The shim is no ASan runtime, and need not come first.
+	PROXY_ENV="LD_PRELOAD=$TOP/build/tests/stuck-check.so ASAN_OPTIONS=verify_asan_link_order=0"
+	ACCEPTOR=1 start_proxy --rules="$BATS_TEST_TMPDIR/rules"
+	[ "$(printf before | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = before ]
+	local acceptor check
+	acceptor=$(acceptor_pid)
+	kill -HUP "$acceptor"
+	wait_for "the check" pgrep -P "$acceptor" -f -- --check
+	check=$(pgrep -P "$acceptor" -f -- --check)
+	[ "$(printf during | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = during ]
+	WAIT_TENTHS=450 wait_for "the refusal" grep -q '^tunneld: acceptor: reload refused: tunneld --check ran past 30 s and was killed; still serving with the options it had$' "$LOG"
+	wait_for "the check gone" eval '! kill -0 "$check"'
+	[ "$(acceptor_pid)" = "$acceptor" ]
+	[ "$(printf after | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = after ]
+	[ "$(grep -c '^tunneld: acceptor: reload' "$LOG")" -eq 1 ]
+}

@@ -47,6 +47,22 @@ assert_all_denied() {
 	! grep -q 'sandbox:' "$LOG" || false
 }
 
+@test "once its target is connected, a tunnel can open no Internet socket and start no thread; the record's datagram socket still opens" {
+	start_target echo
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_AFTER_OUT=$BATS_TEST_TMPDIR/after"
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 "
+	cat "$BATS_TEST_TMPDIR/after"
+	grep -qx 'socket-inet-stream denied EPERM' "$BATS_TEST_TMPDIR/after"
+	grep -qx 'socket-inet6-dgram denied EPERM' "$BATS_TEST_TMPDIR/after"
+	grep -qE '^thread denied E[A-Z]+$' "$BATS_TEST_TMPDIR/after"
+	grep -qx 'socket-unix-dgram ALLOWED' "$BATS_TEST_TMPDIR/after"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/after")" -eq 4 ]
+	! grep -q 'sandbox:' "$LOG" || false
+}
+
 @test "Accept=no: each tunnel the acceptor forks is as confined, and the acceptor serves the next one" {
 	make_file "$BATS_TEST_TMPDIR/payload" 1
 	start_target sha
