@@ -319,7 +319,7 @@ static bool enter_seccomp(char *why, size_t size)
  */
 static bool tighten_seccomp(void)
 {
-	static struct sock_filter filter[] = {
+	struct sock_filter filter[] = { /* on the stack, whose pages are dirty already: no more private memory */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 2),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0)),

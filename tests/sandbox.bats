@@ -35,6 +35,16 @@ assert_all_denied() {
 	[ ! -e /tmp/tunneld-sandbox-probe ]
 }
 
+# one_tunnel_with ENV: tunneld with ENV in its environment carries one "ping" to an echo target, and records it.
+one_tunnel_with() {
+	start_target echo
+	PROXY_ENV=$1
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 "
+}
+
 @test "a hijacked tunnel can read no secret, write nothing, open no raw or netlink socket, start nothing, trace nothing, mount nothing; the tunnel carries its bytes (HTTP CONNECT)" {
 	make_file "$BATS_TEST_TMPDIR/payload" 1
 	start_target sha
@@ -48,12 +58,7 @@ assert_all_denied() {
 }
 
 @test "once its target is connected, a tunnel can open no Internet socket and start no thread; the record's datagram socket still opens" {
-	start_target echo
-	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_AFTER_OUT=$BATS_TEST_TMPDIR/after"
-	start_proxy "${LOOPBACK_POLICY[@]}"
-	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
-	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
-	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 "
+	one_tunnel_with "LD_PRELOAD=$PROBE SANDBOX_PROBE_AFTER_OUT=$BATS_TEST_TMPDIR/after"
 	cat "$BATS_TEST_TMPDIR/after"
 	grep -qx 'socket-inet-stream denied EPERM' "$BATS_TEST_TMPDIR/after"
 	grep -qx 'socket-inet6-dgram denied EPERM' "$BATS_TEST_TMPDIR/after"
@@ -100,11 +105,6 @@ assert_all_denied() {
 }
 
 @test "a kernel with neither Landlock nor seccomp filters: the tunnel is served, and one line says what is missing" {
-	start_target echo
-	PROXY_ENV="LD_PRELOAD=$OLD_KERNEL"
-	start_proxy "${LOOPBACK_POLICY[@]}"
-	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
-	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
-	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 "
+	one_tunnel_with "LD_PRELOAD=$OLD_KERNEL"
 	[ "$(grep -c '^tunneld: sandbox: no Landlock (Function not implemented); no seccomp filter (Invalid argument)$' "$LOG")" -eq 1 ]
 }
