@@ -92,8 +92,9 @@ teardown() {
 	start_bg sh -c 'exec "$@" >"$0" 2>&1' "$BATS_TEST_TMPDIR/console" systemd-nspawn -q -b --register=no --keep-unit \
 		--volatile=overlay -D "$TOP/build/booted-root" --machine="tunneld-test-$$" --bind="$exchange:/srv/exchange"
 	BOOTED_NSPAWN=$(tail -n 1 "$PIDS_FILE")
-	wait_for "systemd in the container" sh -c "pgrep -P $BOOTED_NSPAWN >/dev/null"
-	BOOTED_PID1=$(pgrep -P "$BOOTED_NSPAWN" | head -n 1)
+	# nspawn's first child may be a helper on its way out: PID 1 is the one that is systemd.
+	wait_for "systemd in the container" sh -c "pgrep -P $BOOTED_NSPAWN -x 'systemd|init' >/dev/null"
+	BOOTED_PID1=$(pgrep -P "$BOOTED_NSPAWN" -x 'systemd|init' | head -n 1)
 	WAIT_TENTHS=300 wait_for "the booted system" booted_ready
 
 	run in_booted sh -c 'cd /srv/exchange && apt-get install -y -q ./tunneld_0.1.0_amd64.deb'
