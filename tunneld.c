@@ -204,14 +204,12 @@ static void __attribute__((noreturn)) exit_with_rules_errors(const struct rules_
 
 static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const char *format, ...)
 {
-	char message[512];
 	va_list args;
 
-	va_start(args, format);
-	(void)vsnprintf(message, sizeof(message), format, args);
-	va_end(args);
 	signals_finishing(); /* a log sink that blocks cannot hold this exit either */
-	log_error(message);
+	va_start(args, format);
+	log_verrorf(format, args);
+	va_end(args);
 	exit(EXIT_USAGE);
 }
 

@@ -28,7 +28,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,19 +102,6 @@ static void acceptor_signals_setup(sigset_t *wait_mask)
 		(void)sigaction(acceptor_signals[i], &action, NULL);
 		(void)sigdelset(wait_mask, acceptor_signals[i]);
 	}
-}
-
-static void log_errorf(const char *format, ...) __attribute__((format(printf, 1, 2)));
-
-static void log_errorf(const char *format, ...)
-{
-	char message[512];
-	va_list args;
-
-	va_start(args, format);
-	(void)vsnprintf(message, sizeof(message), format, args); // NOLINT(clang-analyzer-valist.Uninitialized)
-	va_end(args);
-	log_error(message);
 }
 
 /* An IPv4-mapped IPv6 source (a dual-stack listener) counts as the IPv4 address it is. */

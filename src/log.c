@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +316,23 @@ static void log_about_tunneld(int priority, const char *message)
 void log_error(const char *message)
 {
 	log_about_tunneld(LOG_ERR, message);
+}
+
+void log_verrorf(const char *format, va_list args)
+{
+	char message[512];
+
+	(void)vsnprintf(message, sizeof(message), format, args); // NOLINT(clang-analyzer-valist.Uninitialized)
+	log_error(message);
+}
+
+void log_errorf(const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	log_verrorf(format, args);
+	va_end(args);
 }
 
 void log_notice(const char *message)

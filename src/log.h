@@ -5,6 +5,7 @@
 #ifndef TUNNELD_LOG_H
 #define TUNNELD_LOG_H
 
+#include <stdarg.h>
 #include <stdint.h>
 
 #include <stddef.h>
@@ -45,6 +46,9 @@ int log_setup(enum log_target requested, int client_in, int client_out, char *wh
 
 /* A line about tunneld itself (bad option, unreadable file): priority err. */
 void log_error(const char *message);
+/* The same, formatted as printf would (at most 511 bytes). */
+void log_errorf(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void log_verrorf(const char *format, va_list args) __attribute__((format(printf, 1, 0)));
 /* A line about tunneld that is news, not trouble (the acceptor reloaded): priority notice. */
 void log_notice(const char *message);
 
