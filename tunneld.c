@@ -1466,8 +1466,11 @@ int main(int argc, char **argv)
 	else
 		target = open_by_options(&options, request, user, connect_deadline_ms, start_ms);
 
-	if (sandbox.seccomp && !sandbox_tighten_after_connect(&sandbox))
-		log_error("sandbox: the filter for after the connect was refused; the first one stays");
+	if (sandbox.seccomp) {
+		log_connect_ahead();
+		if (!sandbox_tighten_after_connect(&sandbox))
+			log_error("sandbox: the filter for after the connect was refused; the first one stays");
+	}
 
 	/* Answer, then relay; bytes after the head go to the target first. */
 	if (answer_established(target) < 0)

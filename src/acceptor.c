@@ -422,11 +422,7 @@ static void finish_reload(int status, int first_fd, int count, char **argv)
 		return;
 	}
 	config_file_unpin();
-	if (reload_check_killed)
-		log_errorf("acceptor: reload refused: tunneld --check ran past %d s and was killed; still serving with "
-			   "the options it had",
-			   RELOAD_CHECK_MAX_MS / 1000);
-	else
+	if (!reload_check_killed) /* when it was, the kill said so */
 		log_error("acceptor: reload refused: the options or their files do not check (tunneld --check says "
 			  "why, above); still serving with the options it had");
 }
@@ -511,7 +507,12 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		int64_t now_ms = clock_now_ms();
 		int timeout_ms = -1;
 		if (reload_check_pid > 0 && now_ms >= reload_check_deadline_ms) {
-			(void)kill(reload_check_pid, SIGKILL); /* reaped as a failed check: the reload is refused */
+			/* Said now: a check stuck in the kernel may not be reaped for a long time. */
+			(void)kill(reload_check_pid, SIGKILL);
+			if (!reload_check_killed)
+				log_errorf("acceptor: reload refused: tunneld --check ran past %d s and was killed; still "
+					   "serving with the options it had",
+					   RELOAD_CHECK_MAX_MS / 1000);
 			reload_check_killed = true;
 			reload_check_deadline_ms = now_ms + RELOAD_CHECK_MAX_MS;
 		}

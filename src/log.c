@@ -188,12 +188,13 @@ int log_setup(enum log_target requested, int client_in, int client_out, char *wh
 	return 0;
 }
 
+static bool syslog_opened;
+
 static void write_syslog_line(int priority, const char *line)
 {
-	static bool opened;
-	if (!opened)
+	if (!syslog_opened)
 		openlog("tunneld", LOG_PID, LOG_DAEMON);
-	opened = true;
+	syslog_opened = true;
 	syslog(priority, "%s", line);
 }
 
@@ -231,6 +232,18 @@ static int write_journal_record(const struct iovec *iov, size_t count)
 	if (stat(JOURNAL_SOCKET, &st) < 0 || !S_ISSOCK(st.st_mode))
 		return -1;
 	return systemd_journal_sendv(iov, (int)count);
+}
+
+void log_connect_ahead(void)
+{
+	struct stat st;
+	bool to_syslog = active_target == LOG_TARGET_SYSLOG ||
+			 (active_target == LOG_TARGET_JOURNAL && (stat(JOURNAL_SOCKET, &st) < 0 || !S_ISSOCK(st.st_mode)));
+
+	if (syslog_opened || !to_syslog)
+		return;
+	openlog("tunneld", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	syslog_opened = true;
 }
 
 /* fields: "NAME=value" strings, for the journal only. */

@@ -54,6 +54,13 @@ void log_notice(const char *message);
 
 void log_connection(const struct connection_record *record);
 
+/*
+ * Connects now the socket a record may go out by later (syslog, or the
+ * journal's fallback to it when the journal is not there), for a sandbox
+ * that will let no socket connect once the tunnel's target is connected.
+ */
+void log_connect_ahead(void);
+
 /* The host of "host:port", "[v6]:port" or a bare host, as a record's client is written. */
 void log_host_of(const char *address, char *out, size_t size);
 

@@ -254,15 +254,16 @@ static size_t build_filter(struct sock_filter *filter)
 	filter[n++] = (struct sock_filter)ALLOW;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
 	/*
-	 * prctl(): one more filter, for the tightening after connect; a filter
-	 * can only take away. prctl, not seccomp(): a unit's SystemCallFilter=
-	 * of @system-service allows the one and not the other.
+	 * seccomp(): the tightening after connect, put on every thread at once
+	 * (TSYNC: an idle resolver thread of getaddrinfo_a would keep only this
+	 * filter otherwise). Nothing but that one operation and flag; the
+	 * tightening then refuses seccomp() itself.
 	 */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_prctl, 0, 6);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 6);
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_SET_SECCOMP, 0, 3);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_SET_MODE_FILTER, 0, 3);
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_MODE_FILTER, 0, 1);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_FILTER_FLAG_TSYNC, 0, 1);
 	filter[n++] = (struct sock_filter)ALLOW;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
 	/* clone3's flags are in memory a filter cannot read: ENOSYS sends glibc back to clone(). */
@@ -310,12 +311,14 @@ static bool enter_seccomp(char *why, size_t size)
 }
 
 /*
- * Stacked on the allow-list once the target is connected, when the tunnel
- * has made every Internet socket and thread it will ever need: a tunnel
- * taken over while it relays can then open no socket but the record's
- * datagram to the journal or syslog, and start no thread. The kernel runs
- * both filters on every call and the stricter answer wins, so this one
- * need not repeat the architecture check.
+ * Stacked on the allow-list once the target is connected, on every thread,
+ * when the tunnel has made every Internet socket, connection and thread it
+ * will ever need, and the record's syslog socket is connected ahead
+ * (log_connect_ahead): a tunnel taken over while it relays can then open
+ * no socket but the journal's datagram, connect nothing (not even its own
+ * sockets again, elsewhere, after an AF_UNSPEC connect), start no thread,
+ * and stack no filter. The kernel runs both filters on every call and the
+ * stricter answer wins, so this one need not repeat the architecture check.
  */
 static bool tighten_seccomp(void)
 {
@@ -323,14 +326,16 @@ static bool tighten_seccomp(void)
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 2),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 2, 1),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 3),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_connect, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),
 		FAIL_WITH(EPERM),
 		ALLOW,
 	};
 	struct sock_fprog program = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
 
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) == 0;
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) == 0;
 }
 
 #else

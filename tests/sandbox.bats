@@ -57,15 +57,34 @@ one_tunnel_with() {
 	! grep -q 'sandbox:' "$LOG" || false
 }
 
-@test "once its target is connected, a tunnel can open no Internet socket and start no thread; the record's datagram socket still opens" {
-	one_tunnel_with "LD_PRELOAD=$PROBE SANDBOX_PROBE_AFTER_OUT=$BATS_TEST_TMPDIR/after"
+@test "once its target is connected, no thread of a tunnel can open an Internet socket, connect, or start a thread; the record's datagram socket still opens" {
+	start_target echo
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_AFTER_OUT=$BATS_TEST_TMPDIR/after SANDBOX_PROBE_RESOLVER=1"
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	# By name: the resolver's thread is still there, idle, when the tunnel tightens.
+	run raw_request "CONNECT localhost:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_log "-> localhost:$TARGET_PORT status=200 up=4 down=4 "
 	cat "$BATS_TEST_TMPDIR/after"
 	grep -qx 'socket-inet-stream denied EPERM' "$BATS_TEST_TMPDIR/after"
 	grep -qx 'socket-inet6-dgram denied EPERM' "$BATS_TEST_TMPDIR/after"
 	grep -qE '^thread denied E[A-Z]+$' "$BATS_TEST_TMPDIR/after"
 	grep -qx 'socket-unix-dgram ALLOWED' "$BATS_TEST_TMPDIR/after"
-	[ "$(wc -l <"$BATS_TEST_TMPDIR/after")" -eq 4 ]
+	grep -qx 'disconnect-target denied EPERM' "$BATS_TEST_TMPDIR/after"
+	grep -qE '^resolver-thread-socket denied E[A-Z]+$' "$BATS_TEST_TMPDIR/after"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/after")" -eq 6 ]
 	! grep -q 'sandbox:' "$LOG" || false
+}
+
+@test "a record to syslog still goes out after the tightening: its socket was connected ahead" {
+	start_target echo
+	printf "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping" |
+		timeout 20 "$PEERS/with-syslog" "$BATS_TEST_TMPDIR/syslog" env LD_PRELOAD="$PROBE" \
+			SANDBOX_PROBE_AFTER_OUT="$BATS_TEST_TMPDIR/after" "$TUNNELD" --log=syslog "${LOOPBACK_POLICY[@]}" \
+			>"$BATS_TEST_TMPDIR/answer"
+	[[ "$(cat "$BATS_TEST_TMPDIR/answer")" == "HTTP/1.1 200 Connection established"*ping ]]
+	grep -qx 'disconnect-target denied EPERM' "$BATS_TEST_TMPDIR/after"
+	grep -Eq "tunneld\[[0-9]+\]: - -> 127\.0\.0\.1:$TARGET_PORT status=200 up=4 down=4 " "$BATS_TEST_TMPDIR/syslog"
 }
 
 @test "Accept=no: each tunnel the acceptor forks is as confined, and the acceptor serves the next one" {

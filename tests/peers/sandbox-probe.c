@@ -6,7 +6,9 @@
  * "NAME denied ERRNO-NAME" or "NAME ALLOWED". Then the real connect() runs.
  * When tunneld writes its "200", with the target connected, it tries again
  * what a tunnel could still need before that (an Internet socket, a
- * thread) and what it needs after (a datagram socket for the record), into
+ * thread, a connect: its target's socket, disconnected, to anywhere; the
+ * resolver's idle thread, put to work through getaddrinfo_a) and what it
+ * needs after (a datagram socket for the record), into
  * $SANDBOX_PROBE_AFTER_OUT.
  */
 #define _GNU_SOURCE
@@ -15,6 +17,7 @@
 #include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/netlink.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,10 +29,12 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int out = -1, after_out = -1;
 static int probed, probed_after;
+static int target_fd = -1; /* the last Internet socket tunneld connected */
 
 static int open_named_by(const char *variable)
 {
@@ -103,6 +108,8 @@ int connect(int fd, const struct sockaddr *address, socklen_t len)
 
 	if (real_connect == NULL)
 		real_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
+	if (address->sa_family == AF_INET || address->sa_family == AF_INET6)
+		target_fd = fd;
 	if (!probed && (address->sa_family == AF_INET || address->sa_family == AF_INET6)) {
 		probed = 1;
 		int saved = errno;
@@ -117,10 +124,44 @@ static void *thread_body(void *unused)
 	return unused;
 }
 
+static volatile int resolver_thread_ran;
+
+/* Run by the resolver's thread, once the lookup is done: what could it do there? */
+static void resolver_notified(union sigval unused)
+{
+	(void)unused;
+	report_to(after_out, "resolver-thread-socket", opened(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)));
+	resolver_thread_ran = 1;
+}
+
+/*
+ * getaddrinfo_a hands the lookup to the resolver's thread, idle for a second
+ * after tunneld's own lookup, and that thread starts the notification's.
+ * Either thread refused its socket, or never started, is what is wanted.
+ */
+static void probe_resolver_thread(void)
+{
+	struct gaicb request = { .ar_name = "localhost" };
+	struct gaicb *list[] = { &request };
+	struct sigevent notify = { .sigev_notify = SIGEV_THREAD, .sigev_notify_function = resolver_notified };
+
+	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &notify) == 0) {
+		struct timespec most = { .tv_sec = 2 }, tick = { .tv_nsec = 10 * 1000 * 1000 };
+		(void)gai_suspend((const struct gaicb *const *)list, 1, &most);
+		for (int i = 0; i < 100 && !resolver_thread_ran; i++)
+			(void)nanosleep(&tick, NULL);
+	}
+	if (!resolver_thread_ran) {
+		errno = EAGAIN;
+		report_to(after_out, "resolver-thread-socket", -1); /* no thread of its own to try in */
+	}
+}
+
 static void probe_after_connect(void)
 {
 	pthread_t thread;
 	int error = pthread_create(&thread, NULL, thread_body, NULL);
+	struct sockaddr unspecified = { .sa_family = AF_UNSPEC };
 
 	report_to(after_out, "socket-inet-stream", opened(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)));
 	report_to(after_out, "socket-inet6-dgram", opened(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0)));
@@ -129,6 +170,10 @@ static void probe_after_connect(void)
 	errno = error;
 	report_to(after_out, "thread", error == 0 ? 0 : -1);
 	report_to(after_out, "socket-unix-dgram", opened(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)));
+	/* A TCP socket that connects to AF_UNSPEC is disconnected, free to connect elsewhere. */
+	report_to(after_out, "disconnect-target", connect(target_fd, &unspecified, sizeof(unspecified)));
+	if (getenv("SANDBOX_PROBE_RESOLVER") != NULL)
+		probe_resolver_thread();
 }
 
 ssize_t write(int fd, const void *buffer, size_t len)
