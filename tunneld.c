@@ -1468,7 +1468,7 @@ int main(int argc, char **argv)
 
 	if (sandbox.seccomp) {
 		log_connect_ahead();
-		if (!sandbox_tighten_after_connect(&sandbox))
+		if (!sandbox_tighten_after_connect())
 			log_error("sandbox: the filter for after the connect was refused; the first one stays");
 	}
 

@@ -320,7 +320,7 @@ static bool enter_seccomp(char *why, size_t size)
  * and stack no filter. The kernel runs both filters on every call and the
  * stricter answer wins, so this one need not repeat the architecture check.
  */
-static bool tighten_seccomp(void)
+bool sandbox_tighten_after_connect(void)
 {
 	struct sock_filter filter[] = { /* on the stack, whose pages are dirty already: no more private memory */
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER),
@@ -340,7 +340,7 @@ static bool tighten_seccomp(void)
 
 #else
 
-static bool tighten_seccomp(void)
+bool sandbox_tighten_after_connect(void)
 {
 	return false;
 }
@@ -400,9 +400,4 @@ void sandbox_enter(struct sandbox_report *report)
 	if (landlock_why[0] != '\0' || seccomp_why[0] != '\0')
 		(void)snprintf(report->why, sizeof(report->why), "sandbox: %s%s%s", landlock_why,
 			       landlock_why[0] != '\0' && seccomp_why[0] != '\0' ? "; " : "", seccomp_why);
-}
-
-bool sandbox_tighten_after_connect(const struct sandbox_report *report)
-{
-	return report->seccomp && tighten_seccomp();
 }

@@ -26,10 +26,11 @@ struct sandbox_report {
 void sandbox_enter(struct sandbox_report *report);
 
 /*
- * Once the target is connected: no new socket but AF_UNIX (the record's),
- * no new thread. Only where sandbox_enter() put its filter in place; false
- * when it was not tightened.
+ * Once the target is connected, on every thread: no new socket but AF_UNIX
+ * (the journal's datagram), no connect() (log_connect_ahead() first), no new
+ * thread, no further filter. Only after sandbox_enter() put its filter in
+ * place (report->seccomp); false when the kernel refused it.
  */
-bool sandbox_tighten_after_connect(const struct sandbox_report *report);
+bool sandbox_tighten_after_connect(void);
 
 #endif
