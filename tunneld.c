@@ -750,7 +750,7 @@ static void __attribute__((noreturn)) finish(const struct connection_record *rec
 	 * exit(3) would run the destructors of every library the process has
 	 * loaded, libsystemd's compressors and crypto among them: in a child of
 	 * the acceptor each one touches pages its fork has not mapped, about a
-	 * tenth of a tunnel's page faults. */
+	 * third of a tunnel's page faults. */
 #ifdef TUNNELD_ASAN
 	__lsan_do_leak_check(); /* which exit(3) would have run */
 #endif

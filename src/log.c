@@ -226,19 +226,22 @@ static void write_stderr_line(const char *line)
  * sd_journal_sendv() reports success when journald is not there at all (it
  * drops the record "silently"), so the socket is looked for first.
  */
-static int write_journal_record(const struct iovec *iov, size_t count)
+static bool journal_is_there(void)
 {
 	struct stat st;
-	if (stat(JOURNAL_SOCKET, &st) < 0 || !S_ISSOCK(st.st_mode))
+	return stat(JOURNAL_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int write_journal_record(const struct iovec *iov, size_t count)
+{
+	if (!journal_is_there())
 		return -1;
 	return systemd_journal_sendv(iov, (int)count);
 }
 
 void log_connect_ahead(void)
 {
-	struct stat st;
-	bool to_syslog = active_target == LOG_TARGET_SYSLOG ||
-			 (active_target == LOG_TARGET_JOURNAL && (stat(JOURNAL_SOCKET, &st) < 0 || !S_ISSOCK(st.st_mode)));
+	bool to_syslog = active_target == LOG_TARGET_SYSLOG || (active_target == LOG_TARGET_JOURNAL && !journal_is_there());
 
 	if (syslog_opened || !to_syslog)
 		return;
