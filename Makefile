@@ -159,10 +159,14 @@ lint:
 
 # The benchmark: tunneld against a minimal helper, socat, systemd-socket-proxyd
 # and a direct connection, in one run. It prints numbers; it never fails on them.
-BENCH_TOOLS = build/bench/target build/bench/load build/bench/minimal
+BENCH_TOOLS = build/bench/target build/bench/load build/bench/minimal build/bench/forks
 build/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -g -Wall -Wextra -o $@ $< -lpthread
+# Static: the smallest process there is, for the fork ceiling.
+build/bench/forks: bench/forks.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -static -o $@ $<
 
 bench: deps-test tunneld $(BENCH_TOOLS)
 	bench/run
