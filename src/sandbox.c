@@ -300,7 +300,8 @@ static size_t build_filter(struct sock_filter *filter)
 
 static bool enter_seccomp(char *why, size_t size)
 {
-	static struct sock_filter filter[FILTER_MAX];
+	/* On the stack, whose pages later calls dirty anyway: in static storage it was a page of private memory of its own. */
+	struct sock_filter filter[FILTER_MAX];
 	struct sock_fprog program = { .len = (unsigned short)build_filter(filter), .filter = filter };
 
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) < 0) {
