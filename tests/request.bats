@@ -213,10 +213,11 @@ in_empty_netns() {
 @test "504 dns_timeout when the resolver does not answer within the connect timeout" {
 	printf 'nameserver 127.0.0.1\noptions timeout:30 attempts:1\n' >"$BATS_TEST_TMPDIR/resolv.conf"
 	# A resolver that reads queries and never answers, in the namespace's own loopback.
+	# tunneld starts once it is bound: before, a query meets a closed port and gets 502 dns_error.
 	run --separate-stderr in_empty_netns sh -c "
 		mount --bind '$BATS_TEST_TMPDIR/resolv.conf' /etc/resolv.conf
-		$PYTHON -c 'import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((\"127.0.0.1\",53)); time.sleep(30)' &
-		sleep 0.3
+		$PYTHON -c 'import socket,sys,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((\"127.0.0.1\",53)); open(sys.argv[1],\"w\").close(); time.sleep(30)' '$BATS_TEST_TMPDIR/bound' &
+		for _ in \$(seq 100); do [ -e '$BATS_TEST_TMPDIR/bound' ] && break; sleep 0.1; done
 		printf 'CONNECT silent.example:443 HTTP/1.1\r\n\r\n' | timeout 10 '$TUNNELD' --log=stderr --connect-timeout=1
 		kill \$!"
 	assert_refusal 504 "Gateway Timeout" dns_timeout
