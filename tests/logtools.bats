@@ -36,7 +36,7 @@ fail2ban_config() {
 	timeout 10 ncat --recv-only --proxy "127.0.0.1:$PROXY_PORT" --proxy-type socks5 --proxy-auth 'bob:b0b secret' \
 		127.0.0.1 "$TARGET_PORT" >"$BATS_TEST_TMPDIR/received"
 	[ "$(wc -c <"$BATS_TEST_TMPDIR/received")" -eq 1000 ]
-	wait_for "5 records" test "$(wc -l <"$access_log")" -eq 5
+	wait_for "5 records" eval '[ "$(wc -l <"$access_log")" -eq 5 ]'
 	# Squid's own words, field by field; bytes are what the client received through the tunnel.
 	grep -Eq "^[0-9]{10}\.[0-9]{3} +[0-9]+ 127\.0\.0\.1 TCP_TUNNEL/200 1000 CONNECT 127\.0\.0\.1:$TARGET_PORT alice HIER_DIRECT/127\.0\.0\.1 -$" "$access_log"
 	grep -Eq "^[0-9]{10}\.[0-9]{3} +[0-9]+ 127\.0\.0\.1 TCP_DENIED/407 [0-9]+ CONNECT 127\.0\.0\.1:$TARGET_PORT bob HIER_NONE/- -$" "$access_log"
@@ -82,7 +82,7 @@ fail2ban_config() {
 	printf 'x' | curl -s --max-time 10 -U 'bob:b0b secret' --socks5 "127.0.0.1:$PROXY_PORT" "$url" >/dev/null || true
 	raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n" >/dev/null
 	raw_request "CONNECT 127.0.0.1:1 HTTP/1.1\r\nProxy-Authorization: Basic $(printf 'alice:wonder land' | base64)\r\n\r\n" >/dev/null
-	wait_for "9 records" test "$(grep -c ' -> ' "$LOG")" -eq 9
+	wait_for "9 records" eval '[ "$(grep -c " -> " "$LOG")" -eq 9 ]'
 	grep ' -> ' "$LOG" >"$BATS_TEST_TMPDIR/records"
 	# A server fault is not the client's failure. No client can make tunneld write this record
 	# (crypt(3) fails to load at start, not per login), so it is written here in its exact form.
