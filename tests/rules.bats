@@ -442,7 +442,12 @@ start_hostile_parent() {
 		printf 'deny to 10.0.0.0/8\nvia http://127.0.0.1:3129 to *\n' >"$DIR/rules"
 		systemd-socket-activate --listen=127.0.0.1:3128 --accept --inetd \
 			"$TUNNELD" --log=stderr --rules "$DIR/rules" --connect-timeout=1 2>>"$LOG" &
-		for _ in $(seq 100); do [ "$(ss -Hltn | wc -l)" -ge 2 ] && [ -e "$DIR/dns.log" ] && break; sleep 0.1; done
+		# dns.py listens on TCP :53 too, so a count of listeners can be met before 3128 is up.
+		for _ in $(seq 100); do
+			ss -Hltn 'sport = :3128' | grep -q . && ss -Hltn 'sport = :3129' | grep -q . &&
+				grep -qx ready "$DIR/dns.log" 2>/dev/null && break
+			sleep 0.1
+		done
 		printf 'CONNECT partner.example:443 HTTP/1.1\r\n\r\n' | timeout 10 nc -q 3 127.0.0.1 3128 >"$DIR/reply" || true
 		# A stop signal while the lookup hangs.
 		printf 'CONNECT other.example:443 HTTP/1.1\r\n\r\n' | timeout 10 "$TUNNELD" --log=stderr --rules "$DIR/rules" \
