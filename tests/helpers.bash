@@ -263,9 +263,10 @@ PY
 }
 
 # The most a stop signal may take to end a tunnel with its record
-# (tunneld(8) "DESCRIPTION"), measured by a shell that polls; valgrind's
-# slowdown gets more.
+# (tunneld(8) "DESCRIPTION"), measured by a shell that polls; the slowdown
+# of valgrind and of the ASan build gets more.
 STOP_BOUND_MS=100
+if [ -n "${SANITIZER_LOG_DIR:-}" ]; then STOP_BOUND_MS=300; fi
 if [[ "$TUNNELD" == *valgrind* ]]; then STOP_BOUND_MS=1000; fi
 
 # start_xinetd SERVER_ARGS...: the shipped tunneld.xinetd, port, path and arguments

@@ -31,6 +31,16 @@ GREETING=050100                  # one method: no authentication
 CONNECT=050100                   # VER CMD=CONNECT RSV; the address follows
 REFUSED_WITH() { printf '05%s0001000000000000' "$1"; } # a failure reply: 0.0.0.0:0
 
+# closed_at_header_timeout FILE: socks5.py --hold saw the close at the 1 s
+# header timeout, which tunneld counts from its start: not before, and not
+# much after, start-up included (valgrind's start-up takes seconds).
+closed_at_header_timeout() {
+	local most=2999
+	if [[ "$TUNNELD" == *valgrind* ]]; then most=5999; fi
+	[[ "$(cat "$1")" =~ ^closed\ after\ ([0-9]+)\ ms$ ]]
+	[ "${BASH_REMATCH[1]}" -ge 1000 ] && [ "${BASH_REMATCH[1]}" -le "$most" ]
+}
+
 @test "curl --socks5 and --socks5-hostname: IPv4, IPv6 literal and name targets, each with its record" {
 	start_target http
 	start_target http --host ::1
@@ -243,7 +253,7 @@ chromium_dump() {
 	# Half a greeting, held open: closed, unanswered, at the header timeout.
 	"$PYTHON" "$PEERS/socks5.py" "$PROXY_PORT" --hold 0502 >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err"
 	[ ! -s "$BATS_TEST_TMPDIR/out" ]
-	[[ "$(cat "$BATS_TEST_TMPDIR/err")" =~ ^closed\ after\ (1[0-9]{3}|2[0-9]{3})\ ms$ ]]
+	closed_at_header_timeout "$BATS_TEST_TMPDIR/err"
 	wait_log "-> - status=408 .* protocol=socks5 reason=SOCKS5 greeting not complete within the header timeout$"
 }
 
@@ -253,7 +263,7 @@ chromium_dump() {
 	# Truncated and held open: 0x01 at the header timeout.
 	"$PYTHON" "$PEERS/socks5.py" "$PROXY_PORT" --hold "$GREETING${CONNECT}03ff6162" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err"
 	[ "$(hex_of <"$BATS_TEST_TMPDIR/out")" = "0500$(REFUSED_WITH 01)" ]
-	[[ "$(cat "$BATS_TEST_TMPDIR/err")" =~ ^closed\ after\ (1[0-9]{3}|2[0-9]{3})\ ms$ ]]
+	closed_at_header_timeout "$BATS_TEST_TMPDIR/err"
 	wait_log "-> - status=408 .* protocol=socks5 reply=0x01 reason=SOCKS5 request not complete within the header timeout$"
 	# Closed halfway: no answer owed, a record all the same.
 	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT 05 2>/dev/null | od -An -tx1 | tr -d ' \n'"
