@@ -116,18 +116,35 @@ start_target() {
 
 # start_proxy ARGS...: tunneld under systemd-socket-activate --inetd, logging
 # to $LOG. Sets PROXY_PORT. With HOSTS_FILE set, tunneld sees that file as
-# /etc/hosts (a private mount namespace), for names with chosen addresses.
+# /etc/hosts, and with RESOLV_CONF set that one as /etc/resolv.conf (a
+# private mount namespace), for names with chosen answers.
 # systemd-socket-activate gives its children a clean environment: PROXY_ENV
 # (NAME=VALUE words) is what they get. With ACCEPTOR set, tunneld is handed
 # the listening socket instead (Accept=no, tunneld(8) "ACCEPTOR").
 start_proxy() {
-	local wrapper=() environment=() accept="--accept --inetd"
+	local wrapper=() binds=() environment=() accept="--accept --inetd"
 	[ -n "${ACCEPTOR:-}" ] && accept=""
-	[ -n "${HOSTS_FILE:-}" ] && wrapper=(unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$HOSTS_FILE")
+	[ -n "${HOSTS_FILE:-}" ] && binds+=("$HOSTS_FILE" /etc/hosts)
+	[ -n "${RESOLV_CONF:-}" ] && binds+=("$RESOLV_CONF" /etc/resolv.conf)
+	[ ${#binds[@]} -gt 0 ] && wrapper=(unshare --mount sh -c \
+		'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"' sh "${binds[@]}" --)
 	for variable in ${PROXY_ENV:-}; do environment+=(--setenv="$variable"); done
 	start_listener proxy PROXY_PORT "${wrapper[@]}" sh -c \
 		'exec systemd-socket-activate --listen="127.0.0.1:$PORT" '"$accept"' "$@" 2>>"'"$LOG"'"' \
 		sh "${environment[@]}" "$TUNNELD" --log=stderr "$@"
+}
+
+# no_name_resolves: from here on, a proxy this test starts asks a resolver
+# of the test's own on loopback (tests/peers/dns.py), which answers NXDOMAIN
+# to every name; no query leaves the machine. Sets RESOLV_CONF for
+# start_proxy; the queries land in $DNS_LOG.
+no_name_resolves() {
+	DNS_LOG=$BATS_TEST_TMPDIR/dns.log
+	RESOLV_CONF=$BATS_TEST_TMPDIR/resolv.conf
+	: >"$DNS_LOG"
+	printf 'nameserver 127.0.53.53\noptions attempts:1 timeout:5\n' >"$RESOLV_CONF"
+	start_bg "$PYTHON" "$PEERS/dns.py" nxdomain "$DNS_LOG" 0 127.0.53.53
+	wait_for "the test's resolver" grep -qx ready "$DNS_LOG"
 }
 
 LOOPBACK_POLICY=(--allow-port='*' --allow-dest=127.0.0.0/8 --allow-dest=::1/128)

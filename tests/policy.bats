@@ -101,6 +101,7 @@ status_of() {
 
 @test "--allow-host: exact names and *.domain, case-insensitive; others 403" {
 	start_target echo
+	no_name_resolves
 	start_proxy --allow-port='*' --allow-dest=127.0.0.0/8 --allow-host=LOCALHOST --allow-host='*.example.com'
 	run raw_request "CONNECT localhost:$TARGET_PORT HTTP/1.1\r\n\r\nnamed"
 	[[ "$output" == "HTTP/1.1 200"*"named" ]]
@@ -110,8 +111,10 @@ status_of() {
 	# *.example.com matches below example.com (refused later by DNS, not by policy), not example.com itself.
 	run raw_request 'CONNECT a.b.Example.COM:443 HTTP/1.1\r\n\r\n'
 	[ "$(status_of)" = "HTTP/1.1 502 Bad Gateway" ]
+	grep -qx 'query a.b.Example.COM 1' "$DNS_LOG"
 	run raw_request 'CONNECT example.com:443 HTTP/1.1\r\n\r\n'
 	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+	! grep -q 'query example.com ' "$DNS_LOG" || false
 }
 
 @test "--allow-host: an IP literal host matches only an equal IP-literal pattern" {

@@ -145,11 +145,13 @@ assert_refusal() {
 }
 
 @test "502 with Proxy-Status dns_error and rcode for a name that does not resolve" {
+	no_name_resolves
 	start_proxy "${LOOPBACK_POLICY[@]}"
 	run raw_request 'CONNECT no-such-host.invalid:443 HTTP/1.1\r\n\r\n'
 	assert_refusal 502 "Bad Gateway" dns_error
 	printf '%s\n' "$output" | grep -q '^Proxy-Status: tunneld; error=dns_error; rcode="NXDOMAIN"'
 	wait_log "no-such-host.invalid:443 status=502 .*reason=host name does not resolve"
+	grep -qx 'answered no-such-host.invalid 1' "$DNS_LOG"
 }
 
 @test "502 connection_refused when nothing listens on the target port" {
@@ -182,12 +184,14 @@ assert_refusal() {
 
 @test "a trailing dot (FQDN) and leading zeros in the port are accepted" {
 	start_target echo
+	no_name_resolves
 	start_proxy "${LOOPBACK_POLICY[@]}"
 	run raw_request "CONNECT 127.0.0.1:000$TARGET_PORT HTTP/1.1\r\n\r\nzeros"
 	[[ "$output" == "HTTP/1.1 200"*"zeros" ]]
 	# Not a 400: the name was accepted and went to the resolver.
 	run raw_request "CONNECT no-such-host.invalid.:443 HTTP/1.1\r\n\r\n"
 	assert_refusal 502 "Bad Gateway" dns_error
+	grep -qx 'query no-such-host.invalid 1' "$DNS_LOG"
 }
 
 @test "504 connection_timeout when the target drops SYNs, after the connect timeout" {

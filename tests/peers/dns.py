@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """A tiny DNS server for the tests, to run inside a network namespace.
 
-usage: dns.py ADDRESS LOGFILE DELAY
+usage: dns.py ADDRESS LOGFILE DELAY [LISTEN]
 
 Answers every A query with ADDRESS and every other query with no records,
 each DELAY seconds after it arrived ("never" for no answer at all), on UDP
-and TCP port 53 of 127.0.0.1. LOGFILE gets a line "query NAME TYPE" when a
-query arrives and "answered NAME TYPE" once its answer was sent, so a test
-can wait for either event.
+and TCP port 53 of LISTEN (127.0.0.1 unless given). ADDRESS "nxdomain"
+answers every query with NXDOMAIN instead: no name exists. LOGFILE gets a
+line "query NAME TYPE" when a query arrives and "answered NAME TYPE" once
+its answer was sent, so a test can wait for either event.
 """
 import socket
 import struct
@@ -16,6 +17,8 @@ import threading
 import time
 
 address, log_path, delay = sys.argv[1], sys.argv[2], sys.argv[3]
+listen = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+NXDOMAIN = 3
 log_lock = threading.Lock()
 
 
@@ -36,10 +39,12 @@ def question_of(query):
 
 def answer_to(query):
     name, qtype, question = question_of(query)
-    records = b""
-    if qtype == 1:
+    records, rcode = b"", 0
+    if address == "nxdomain":
+        rcode = NXDOMAIN
+    elif qtype == 1:
         records = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(address)
-    header = query[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if records else 0, 0, 0)
+    header = query[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if records else 0, 0, 0)
     return name, qtype, header + question + records
 
 
@@ -92,9 +97,10 @@ def serve_tcp(tcp):
 
 
 udp_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp_socket.bind(("127.0.0.1", 53))
+udp_socket.bind((listen, 53))
 tcp_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-tcp_socket.bind(("127.0.0.1", 53))
+tcp_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp_socket.bind((listen, 53))
 tcp_socket.listen(8)
 threading.Thread(target=serve_tcp, args=(tcp_socket,), daemon=True).start()
 log("ready")
