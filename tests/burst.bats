@@ -68,13 +68,14 @@ after_burst() {
 }
 
 @test "systemd: 100 connections that send nothing do not stop another client from being served" {
-	# The manager takes tens of milliseconds to start each sandboxed instance:
-	# a header timeout long enough for all 100 to be up at once.
-	start_units --header-timeout=15
+	# The manager takes tens of milliseconds to start each sandboxed instance
+	# (here 7 s for 100): a header timeout long enough for all 100 to be up at
+	# once on a machine three times slower, and waits as long.
+	start_units --header-timeout=25
 	burst "" 100@100@127.0.0.2+127.0.0.3+127.0.0.4+127.0.0.5+127.0.0.6 --silent >"$BATS_TEST_TMPDIR/silent" &
 	local silent=$!
-	WAIT_TENTHS=150 wait_for "100 silent connections in place" eval '[ "$(socket_property NConnections)" -ge 100 ]'
-	wait_for "100 tunneld processes" eval '[ "$(in_manager pgrep -cx tunneld)" -ge 100 ]'
+	WAIT_TENTHS=250 wait_for "100 silent connections in place" eval '[ "$(socket_property NConnections)" -ge 100 ]'
+	WAIT_TENTHS=250 wait_for "100 tunneld processes" eval '[ "$(in_manager pgrep -cx tunneld)" -ge 100 ]'
 	run tunnel_from 127.0.0.10 'beside the silent ones'
 	[ "$output" = 'beside the silent ones' ]
 	wait "$silent"
