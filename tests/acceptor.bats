@@ -147,18 +147,14 @@ tunnels_while() {
 	[[ "$output" =~ ^(tunneld-acceptor\.service|<missing>)$'\n'(tunneld-acceptor\.service|<missing>)$'\n'(tunneld-acceptor\.service|<missing>)$ ]]
 	# So the unit is read where it cannot race: a live tunnel's cgroup is the acceptor's.
 	wait_for "tunnels gone, acceptor left" tunneld_processes 1
-	mkfifo "$BATS_TEST_TMPDIR/up"
-	start_bg sh -c 'exec timeout 30 nc -N -X connect -x "127.0.0.1:$1" 127.0.0.1 "$2" <"$3" >/dev/null' \
-		sh "$PROXY_PORT" "$TARGET_PORT" "$BATS_TEST_TMPDIR/up"
-	exec {held}>"$BATS_TEST_TMPDIR/up"
-	wait_for "the held tunnel's process" tunneld_processes 2
-	local tunnel
+	hold_tunnels 127.0.0.1
+	wait_for "the held tunnel" grep -qx 200 "$BATS_TEST_TMPDIR/held"
+	local tunnel cgroup
 	tunnel=$(in_manager pgrep -P "$acceptor" -x tunneld)
-	local cgroup
 	cgroup=$(in_manager sed -n 's/^0:://p' "/proc/$tunnel/cgroup")
 	[[ "$cgroup" == *"$(service_property ControlGroup)" ]]
 	[ "$cgroup" = "$(in_manager sed -n 's/^0:://p' "/proc/$acceptor/cgroup")" ]
-	exec {held}>&-
+	kill "$(tail -n 1 "$PIDS_FILE")" # hold.py: its tunnel ends, with a record
 	# Under the unit's own filter, each tunnel still has its Landlock and seccomp sandbox: no line says one is missing.
 	wait_for "four records" records_at_least 4
 	! tunneld_records cat | grep -q 'sandbox:' || false
