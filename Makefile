@@ -116,6 +116,13 @@ fuzz-check: $(FUZZERS:%=build/fuzz/%_fuzzer)
 fuzz:
 	@$(MAKE) --no-print-directory fuzz-check FUZZ_SECONDS=300
 
+# LD_PRELOAD peers for the tests: a probe that tries what a hijacked tunnel would (sandbox.bats), an
+# old kernel (sandbox.bats), a check that hangs (acceptor.bats), a system out of pipes (faults.bats).
+TEST_PRELOADS = build/tests/sandbox-probe.so build/tests/old-kernel.so build/tests/stuck-check.so build/tests/no-splice.so
+build/tests/%.so: tests/peers/%.c
+	@mkdir -p build/tests
+	$(CC) -shared -fPIC -O1 -Wall -Wextra -o $@ $< -ldl
+
 # The bats suite again against an ASan+UBSan build; any report fails. Not
 # burst.bats, whose thousands of connections measure the activators' limits
 # (and take minutes under ASan), nor package.bats, whose package holds its
@@ -127,7 +134,7 @@ build/tunneld-asan: $(SOURCES) $(HEADERS) tests/sanitizer-options.c
 	clang $(TUNNELD_CPPFLAGS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
 		-DSANITIZER_LOG_DIR='"$(SANITIZER_LOG_DIR)"' -o $@ $(SOURCES) tests/sanitizer-options.c
 
-sanitize-check: build/tunneld-asan
+sanitize-check: build/tunneld-asan $(TEST_PRELOADS)
 	@rm -rf $(SANITIZER_LOG_DIR) && mkdir -p -m 1777 $(SANITIZER_LOG_DIR)
 	TUNNELD=$(CURDIR)/build/tunneld-asan SANITIZER_LOG_DIR=$(SANITIZER_LOG_DIR) scripts/run-bats $(SANITIZE_SUITES)
 	@if [ -n "$$(ls -A $(SANITIZER_LOG_DIR))" ]; then cat $(SANITIZER_LOG_DIR)/*; exit 1; fi
@@ -135,17 +142,11 @@ sanitize-check: build/tunneld-asan
 
 # The relay, request and SOCKS5 cases with tunneld under valgrind; any error or leak fails.
 VALGRIND_LOG_DIR = $(CURDIR)/build/valgrind
-valgrind-check: tunneld
+valgrind-check: tunneld $(TEST_PRELOADS)
 	@rm -rf $(VALGRIND_LOG_DIR) && mkdir -p -m 1777 $(VALGRIND_LOG_DIR) && echo $(VALGRIND_LOG_DIR) >$(VALGRIND_LOG_DIR)/.dir
 	TUNNELD=$(CURDIR)/tests/peers/valgrind-tunneld BULK_MIB=8 \
 		scripts/run-bats tests/relay.bats tests/request.bats tests/socks5.bats
 	@scripts/check-valgrind-logs $(VALGRIND_LOG_DIR)
-
-# LD_PRELOAD peers for tests/sandbox.bats: a probe that tries what a hijacked tunnel would, and an old kernel.
-TEST_PRELOADS = build/tests/sandbox-probe.so build/tests/old-kernel.so build/tests/stuck-check.so
-build/tests/%.so: tests/peers/%.c
-	@mkdir -p build/tests
-	$(CC) -shared -fPIC -O1 -Wall -Wextra -o $@ $< -ldl
 
 test: tunneld $(TEST_PRELOADS)
 	scripts/run-bats tests/

@@ -459,6 +459,9 @@ static int adopt_passed_sockets(bool *unusable)
  */
 static void make_client_nonblocking(void)
 {
+	int on = 1;
+	/* Urgent data is an ordinary byte, from the head on (tunneld(8) "The relay"); not a socket: ENOTSOCK. */
+	(void)setsockopt(client.in, SOL_SOCKET, SO_OOBINLINE, &on, sizeof(on));
 	client.saved_in_flags = fcntl(client.in, F_GETFL);
 	if (client.out != client.in)
 		client.saved_out_flags = fcntl(client.out, F_GETFL);

@@ -158,6 +158,8 @@ static void set_socket_options(int fd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	/* Interactive protocols (ssh) inside the tunnel must not wait on Nagle. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	/* Urgent data is relayed in its place in the stream (tunneld(8) "The relay"). */
+	(void)setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof(on));
 }
 
 /* Starts a non-blocking connect; the socket, or -1 with errno set. */

@@ -9,8 +9,13 @@
  *
  * End of input is passed on as a half-close once everything before it was
  * written (as Apache, HAProxy and socat do: "echo x | nc" must still get its
- * answer). A side that fails ends the tunnel, but what was already read from
- * it is still delivered to the other side.
+ * answer). A side that fails ends the tunnel: what was already read from it
+ * is still delivered to the other side, which is then reset rather than
+ * half-closed, so that it cannot take a broken stream for a complete one.
+ *
+ * Urgent data is ordinary data here: both TCP sockets have SO_OOBINLINE
+ * (RFC 6093 asks that of applications), so the urgent byte is relayed in
+ * its place in the stream, and the urgent flag is not carried.
  */
 #include "relay.h"
 
@@ -19,9 +24,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,6 +46,7 @@ struct direction {
 	int from;
 	int to;
 	bool source_done;   /* EOF or error read, or the source side failed */
+	bool source_failed; /* ...by an error, not an EOF: the destination is reset once drained */
 	bool done;          /* shut down, or its destination failed */
 	bool spliced;       /* the buffer is pipe[] rather than buffer[] */
 	bool pipe_full;     /* splice() into the pipe said EAGAIN: wait for a drain */
@@ -97,6 +105,47 @@ static bool has_room(const struct direction *d)
 	return d->spliced ? !d->pipe_full && d->pending < d->capacity : d->start + d->pending < d->capacity;
 }
 
+/*
+ * splice() said EAGAIN while the source may be readable. Either the pipe is
+ * full (it fills by slots, one per segment spliced in, not by bytes), or
+ * the source has bytes splice() will not take: at TCP's urgent mark
+ * tcp_read_sock() reads nothing, SO_OOBINLINE or not, until a read() has
+ * passed it, and polling the source again would spin. Such bytes move by
+ * read() and write(), PIPE_BUF at most: a pipe with a free slot takes that
+ * much whole (pipe(7)), and this process is its only writer.
+ */
+static int fill_past_splice(struct direction *d)
+{
+	struct pollfd ends[2] = { { .fd = d->from, .events = POLLIN }, { .fd = d->pipe[1], .events = POLLOUT } };
+	char bytes[PIPE_BUF];
+
+	if (poll(ends, 2, 0) <= 0 || ends[0].revents == 0)
+		return 0;
+	if (!(ends[1].revents & POLLOUT)) {
+		d->pipe_full = true; /* it holds bytes, so its destination is polled: never a wait for nothing */
+		return 0;
+	}
+	ssize_t n = read(d->from, bytes, sizeof(bytes));
+	if (n == 0) {
+		d->source_done = true;
+		return 1;
+	}
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (write(d->pipe[1], bytes, (size_t)n) != n) {
+		errno = EIO; /* the kernel had no page for the free slot: these bytes cannot be delivered */
+		return -1;
+	}
+	d->pending += (size_t)n;
+	return 1;
+}
+
+static bool bytes_waiting(int fd)
+{
+	int count = 0;
+	return ioctl(fd, FIONREAD, &count) == 0 && count > 0;
+}
+
 /* Moves what the source has into the buffer: 1 moved or EOF, 0 nothing yet, -1 error. */
 static int fill(struct direction *d)
 {
@@ -109,21 +158,15 @@ static int fill(struct direction *d)
 		d->pending += (size_t)n;
 		return 1;
 	}
+	if (n == 0 && d->spliced && bytes_waiting(d->from))
+		return fill_past_splice(d); /* at the urgent mark after the peer's FIN, splice() says 0 too */
 	if (n == 0) {
 		d->source_done = true;
 		return 1;
 	}
-	int error = errno;
-	if (error == EAGAIN && d->spliced) {
-		/*
-		 * A pipe fills by slots, one per segment spliced in, not by bytes: if
-		 * the source is still readable, the pipe is what is full, and polling
-		 * the source again would spin until a drain frees a slot.
-		 */
-		struct pollfd source = { .fd = d->from, .events = POLLIN };
-		d->pipe_full = poll(&source, 1, 0) > 0;
-	}
-	return error == EAGAIN || error == EINTR ? 0 : -1;
+	if (errno == EAGAIN && d->spliced)
+		return fill_past_splice(d);
+	return errno == EAGAIN || errno == EINTR ? 0 : -1;
 }
 
 static int drain(struct direction *d)
@@ -153,18 +196,41 @@ void relay_end_output(int fd, int flags_to_restore)
 	(void)close(fd);
 }
 
+/*
+ * The source ended: a clean end is passed on as one, a failed source as a
+ * reset (SO_LINGER 0: the last close of the socket sends RST, with this
+ * process's exit or, under systemd, the manager's close of its copy). A
+ * pipe can only be closed.
+ */
 static void finish(struct direction *d, const struct relay_endpoints *ends)
 {
+	static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+	if (d->source_failed && setsockopt(d->to, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) == 0) {
+		d->done = true;
+		return;
+	}
 	relay_end_output(d->to, d->to == ends->client_out ? ends->client_out_flags : -1);
 	d->done = true;
 }
 
-/* A side failed: nothing more can go to it, and nothing more is read from it. */
+/* A side failed: nothing more can go to it, nothing more is read from it, and the other side is reset. */
 static void fail_side(struct direction *toward_side, struct direction *from_side)
 {
 	toward_side->done = true;
 	toward_side->pending = 0;
 	from_side->source_done = true;
+	from_side->source_failed = true;
+}
+
+/* The record's words for a side that failed: a reset is named as one. */
+static const char *failure_of(bool client_side, bool reading, int error)
+{
+	if (error == ECONNRESET)
+		return client_side ? "client reset the connection" : "target reset the connection";
+	if (reading)
+		return client_side ? "client read failed" : "target read failed";
+	return client_side ? "client write failed" : "target write failed";
 }
 
 void relay_run(const struct relay_endpoints *ends, const char *early_data, size_t early_len, int idle_timeout_ms,
@@ -183,6 +249,7 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 		struct direction *directions[2] = { &up, &down };
 		struct pollfd fds[4];
 
+		bool waiting = false;
 		for (size_t i = 0; i < 2; i++) {
 			struct direction *d = directions[i];
 			if (!d->done && d->source_done && d->pending == 0)
@@ -191,9 +258,14 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 			bool want_write = !d->done && d->pending > 0;
 			fds[2 * i] = (struct pollfd){ .fd = want_read ? d->from : -1, .events = POLLIN };
 			fds[2 * i + 1] = (struct pollfd){ .fd = want_write ? d->to : -1, .events = POLLOUT };
+			waiting |= want_read || want_write;
 		}
 		if (up.done && down.done)
 			break;
+		if (!waiting) { /* a direction neither done nor waiting on anything: never a wait without end */
+			result->error = "relay stalled";
+			break;
+		}
 		if (signals_stop_requested()) {
 			result->error = "stopped by signal";
 			break;
@@ -219,7 +291,7 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 			if (fds[2 * i].fd >= 0 && fds[2 * i].revents != 0) {
 				int status = fill(d);
 				if (status < 0) {
-					result->error = d == &up ? "client read failed" : "target read failed";
+					result->error = failure_of(d == &up, true, errno);
 					fail_side(other, d);
 				}
 				moved |= status > 0;
@@ -229,7 +301,7 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 			if (try_drain) {
 				int status = drain(d);
 				if (status < 0) {
-					result->error = d == &up ? "target write failed" : "client write failed";
+					result->error = failure_of(d == &down, false, errno);
 					fail_side(d, other);
 				}
 				moved |= status > 0;

@@ -136,7 +136,7 @@ echo_both_ways() {
 	start_target source 100000000
 	start_proxy "${LOOPBACK_POLICY[@]}"
 	run sh -c "printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n' | timeout 10 nc 127.0.0.1 $PROXY_PORT | head -c 100000 >/dev/null"
-	wait_log "status=200 up=0 down=[1-9][0-9]* duration_ms=[0-9]+ reason=client (read|write) failed"
+	wait_log "status=200 up=0 down=[1-9][0-9]* duration_ms=[0-9]+ reason=client (read failed|write failed|reset the connection)"
 	! grep -q 'died with code [^0]\|killed' "$LOG" || false
 }
 
