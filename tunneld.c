@@ -587,6 +587,7 @@ static void close_client_gracefully(void)
 	int64_t deadline_ms = clock_now_ms() + LINGER_AFTER_ERROR_MS;
 	size_t discarded = 0;
 
+	acceptor_tunnel_ended(); /* answered: what follows is no tunnel an acceptor should count */
 	relay_end_output(client.out, client.saved_out_flags);
 	while (!signals_stop_requested() && discarded < LINGER_DISCARD_MAX_BYTES &&
 	       clock_poll_timeout(deadline_ms) > 0) {
@@ -738,6 +739,7 @@ static long elapsed_ms(int64_t start_ms)
  */
 static void __attribute__((noreturn)) finish(const struct connection_record *record)
 {
+	acceptor_tunnel_ended();
 	signals_finishing();
 	restore_client_flags();
 	if (record != NULL) {

@@ -1,18 +1,28 @@
 /*
  * acceptor: accept, fork, and let the child be a one-shot tunneld.
  *
- * The acceptor holds a table of its children (pid and source address), for
- * the limits and for a stop. It waits in one ppoll() with its signals let
- * through there only, as signals.c does for a tunnel:
- *   SIGCHLD          reap at once, free the slot;
- *   SIGTERM, SIGINT  stop: each tunnel is sent SIGTERM and writes its record;
+ * The acceptor holds a table of its children (pid, source address, and
+ * whether the tunnel is still live), for the limits and for a stop. A
+ * child says when its tunnel has ended, before it writes its record and
+ * exits (acceptor_tunnel_ended), so a slot is held only while a tunnel is
+ * one; a connection over a limit waits a moment for a slot before it is
+ * turned away, since a tunnel whose client has just left may not have said
+ * so yet. The acceptor waits in one ppoll() with its signals let through
+ * there only, as signals.c does for a tunnel:
+ *   SIGCHLD          reap at once;
+ *   SIGTERM, SIGINT  stop: each tunnel of the service, this acceptor's and
+ *                    any an earlier one left, is sent SIGTERM and writes
+ *                    its record;
  *   SIGUSR1          restart (the unit's RestartKillSignal=): exit now, the
  *                    tunnels run on to their end;
  *   SIGHUP           reload: the files the options name are copied
  *                    (config_file_pin), `tunneld --check ARGV` proves the
  *                    options and those copies, then the acceptor executes
  *                    itself again with its listeners, its table and the
- *                    same copies: what was checked is what is served.
+ *                    same copies: what was checked is what is served. A
+ *                    reload asked for while a check runs starts it again
+ *                    on fresh copies: the last one asked for is the one
+ *                    in force.
  * A resource shortage (EMFILE, ENFILE, ENOBUFS, ENOMEM, a failed fork) stops
  * accepting for a while, doubling up to a second: never a spin.
  */
@@ -35,6 +45,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,24 +53,59 @@
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 1000
 #define ACCEPTS_PER_WAKEUP 32          /* then the other listeners, and the reaping, get their turn */
+#define ENDINGS_PER_WAKEUP 256
 #define STOP_GRACE_MS (FINISH_AFTER_STOP_MS + 2000) /* then SIGKILL: a child stuck past its own deadline */
 #define RELOAD_CHECK_MAX_MS 30000 /* a check stuck (a file on a hung mount) is killed, the reload refused */
-/* The table handed across a reload's exec: "pid/address,pid/address,..." */
+/*
+ * How long a connection over a limit waits for a slot. A tunnel's end is
+ * told by its child once both directions are done, and a client that
+ * closes and connects again at once can be quicker than that by the few
+ * milliseconds the child takes to see the close; a second covers a loaded
+ * machine, and a valgrind one.
+ */
+#define LIMIT_WAIT_MS 1000
+#define WAITING_MAX 64                 /* connections waiting for a slot at once; more are turned away at once */
+#define LOG_WRITE_MAX_MS 100           /* a log line the sink does not take in this time is dropped */
+#define ENDING_PROCESSES_MIN 256
+#define ORPHANS_MAX 1024               /* an earlier acceptor's tunnels a stop can end at once */
+/* The table handed across a reload's exec: "pid/address[/ended],..." */
 #define TUNNELS_VARIABLE "TUNNELD_ACCEPTOR_TUNNELS"
 
 struct tunnel {
 	pid_t pid;
+	bool live;               /* until the child says its tunnel ended: it may still be writing its record */
 	int family;              /* AF_INET, AF_INET6, or 0: no IP source (a unix socket) */
 	uint8_t source[16];
 };
 
-static struct tunnel *tunnels;
+/* A connection over a limit, waiting LIMIT_WAIT_MS for a slot. */
+struct waiting {
+	int fd;
+	struct sockaddr_storage from;
+	struct tunnel source;
+	int64_t since_ms;
+};
+
+static struct tunnel *tunnels;       /* every child not yet reaped, live or ending */
 static unsigned tunnel_count;
 static unsigned tunnel_capacity;
+static unsigned live_count;
+
+static struct waiting waiting[WAITING_MAX];
+static unsigned waiting_count;
+
+/*
+ * Each child's word that its tunnel ended: a datagram on endings[1], which
+ * every child inherits. The kernel attaches the sender's pid
+ * (SO_PASSCRED), so a child can only speak for itself.
+ */
+static int endings[2] = { -1, -1 };
+static int ending_fd = -1; /* in a child: endings[1] */
 
 static pid_t reload_check_pid = -1;
 static int64_t reload_check_deadline_ms;
-static bool reload_check_killed; /* it ran past RELOAD_CHECK_MAX_MS */
+static bool reload_check_killed;     /* it ran past RELOAD_CHECK_MAX_MS */
+static bool reload_check_superseded; /* a later reload came: its copies are stale */
 
 static volatile sig_atomic_t child_exited;
 static volatile sig_atomic_t stop_requested;
@@ -126,23 +172,40 @@ static void source_of(const struct sockaddr_storage *address, struct tunnel *tun
 	}
 }
 
-static unsigned tunnels_from(const struct tunnel *source)
+static unsigned live_tunnels_from(const struct tunnel *source)
 {
 	unsigned count = 0;
 
 	for (unsigned i = 0; i < tunnel_count; i++)
-		if (tunnels[i].family == source->family && memcmp(tunnels[i].source, source->source, 16) == 0)
+		if (tunnels[i].live && tunnels[i].family == source->family &&
+		    memcmp(tunnels[i].source, source->source, 16) == 0)
 			count++;
 	return count;
 }
 
-static void forget_tunnel(pid_t pid)
+static struct tunnel *find_tunnel(pid_t pid)
 {
 	for (unsigned i = 0; i < tunnel_count; i++)
-		if (tunnels[i].pid == pid) {
-			tunnels[i] = tunnels[--tunnel_count];
-			return;
-		}
+		if (tunnels[i].pid == pid)
+			return &tunnels[i];
+	return NULL;
+}
+
+static void tunnel_no_longer_live(struct tunnel *tunnel)
+{
+	if (tunnel->live)
+		live_count--;
+	tunnel->live = false;
+}
+
+static void forget_tunnel(pid_t pid)
+{
+	struct tunnel *tunnel = find_tunnel(pid);
+
+	if (tunnel == NULL)
+		return;
+	tunnel_no_longer_live(tunnel);
+	*tunnel = tunnels[--tunnel_count];
 }
 
 /* Reaps every child that has ended; true if any was a tunnel. */
@@ -165,15 +228,75 @@ static bool reap_children(bool *reload_checked, int *reload_status)
 	return any;
 }
 
+/* The children that said their tunnel ended: their slots are free, though they are not yet reaped. */
+static void read_endings(void)
+{
+	for (int round = 0; round < ENDINGS_PER_WAKEUP; round++) {
+		char byte;
+		union {
+			struct cmsghdr header;
+			char space[CMSG_SPACE(sizeof(struct ucred))];
+		} control;
+		struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
+		struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+					  .msg_controllen = sizeof(control) };
+		if (recvmsg(endings[0], &message, MSG_DONTWAIT) < 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c != NULL; c = CMSG_NXTHDR(&message, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
+				continue;
+			struct ucred sender;
+			(void)memcpy(&sender, CMSG_DATA(c), sizeof(sender));
+			struct tunnel *tunnel = find_tunnel(sender.pid);
+			if (tunnel != NULL)
+				tunnel_no_longer_live(tunnel);
+		}
+	}
+}
+
+void acceptor_tunnel_ended(void)
+{
+	if (ending_fd < 0)
+		return;
+	/* Never blocks: a full queue loses the word, and the slot is then freed when the child is reaped. */
+	(void)send(ending_fd, "e", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	ending_fd = -1;
+}
+
 /* The record of a connection turned away: no byte read, none written, the reason says why. */
-static void turn_away(int fd, const struct sockaddr_storage *from, const char *reason)
+static void turn_away(int fd, const struct sockaddr_storage *from, int64_t since_ms, const char *reason)
 {
 	char client[INET6_ADDRSTRLEN + 16];
 
 	log_format_address((const struct sockaddr *)from, client, sizeof(client));
 	(void)close(fd);
 	log_connection(&(struct connection_record){ .client = client, .target = "-", .reason = reason,
-						    .socks5_reply = -1 });
+						    .duration_ms = (long)(clock_now_ms() - since_ms), .socks5_reply = -1 });
+}
+
+/* Why a connection from source may not start a tunnel now, in reason; NULL if it may. */
+static const char *over_limit(const struct acceptor_limits *limits, const struct tunnel *source, char *reason,
+			      size_t size)
+{
+	if (live_count >= limits->max_tunnels)
+		(void)snprintf(reason, size, "turned away: %u tunnels already (--max-tunnels)", live_count);
+	else if (limits->max_tunnels_per_source > 0 && source->family != 0 &&
+		 live_tunnels_from(source) >= limits->max_tunnels_per_source)
+		(void)snprintf(reason, size,
+			       "turned away: %u tunnels already from this address (--max-tunnels-per-source)",
+			       limits->max_tunnels_per_source);
+	else if (tunnel_count >= tunnel_capacity)
+		(void)snprintf(reason, size, "turned away: %u tunnel processes still ending", tunnel_count);
+	else
+		return NULL;
+	return reason;
+}
+
+static void turn_away_waiting(const char *reason)
+{
+	for (unsigned i = 0; i < waiting_count; i++)
+		turn_away(waiting[i].fd, &waiting[i].from, waiting[i].since_ms, reason);
+	waiting_count = 0;
 }
 
 struct backoff {
@@ -215,11 +338,73 @@ static void restore_child_signals(const sigset_t *original_mask)
 }
 
 /*
- * Accepts what is waiting on listener, up to ACCEPTS_PER_WAKEUP. In the
- * child, *child_fd is set and the caller returns it at once.
+ * Forks the tunnel of the connection fd. In the child, true: the caller
+ * returns fd at once. A fork that fails turns the connection away.
  */
-static void accept_waiting(int listener, const struct acceptor_limits *limits, struct backoff *backoff,
-			   int *child_fd)
+static bool start_tunnel(int fd, const struct sockaddr_storage *from, const struct tunnel *source,
+			 struct backoff *backoff)
+{
+	struct tunnel tunnel = *source;
+
+	tunnel.pid = fork();
+	if (tunnel.pid == 0)
+		return true;
+	if (tunnel.pid < 0) {
+		int error = errno;
+		turn_away(fd, from, clock_now_ms(), "turned away: the acceptor could not fork");
+		back_off(backoff, "fork", error);
+		return false;
+	}
+	(void)close(fd);
+	tunnel.live = true;
+	tunnels[tunnel_count++] = tunnel;
+	live_count++;
+	backoff->delay_ms = 0;
+	if (log_reserve < 0)
+		log_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return false;
+}
+
+/*
+ * The connections that waited, in the order they came: each starts its
+ * tunnel once a slot is free, or is turned away when its wait is over. In
+ * the child, the connection's fd; otherwise -1.
+ */
+static int admit_waiting(const struct acceptor_limits *limits, struct backoff *backoff)
+{
+	int64_t now_ms = clock_now_ms();
+	unsigned kept = 0;
+
+	if (waiting_count == 0)
+		return -1;
+	read_endings(); /* the freshest word first */
+	/* A connection dealt with is marked, and the list closed up after: a child may return half-way. */
+	for (unsigned i = 0; i < waiting_count; i++) {
+		struct waiting *w = &waiting[i];
+		char reason[96];
+		const char *over = over_limit(limits, &w->source, reason, sizeof(reason));
+		int fd = w->fd;
+		if (over == NULL) {
+			w->fd = -1;
+			if (start_tunnel(fd, &w->from, &w->source, backoff))
+				return fd;
+		} else if (now_ms - w->since_ms >= LIMIT_WAIT_MS) {
+			w->fd = -1;
+			turn_away(fd, &w->from, w->since_ms, over);
+		}
+	}
+	for (unsigned i = 0; i < waiting_count; i++)
+		if (waiting[i].fd >= 0)
+			waiting[kept++] = waiting[i];
+	waiting_count = kept;
+	return -1;
+}
+
+/*
+ * Accepts what is waiting on listener, up to ACCEPTS_PER_WAKEUP. In the
+ * child, the accepted fd; otherwise -1.
+ */
+static int accept_waiting(int listener, const struct acceptor_limits *limits, struct backoff *backoff)
 {
 	for (int round = 0; round < ACCEPTS_PER_WAKEUP; round++) {
 		struct sockaddr_storage from = { 0 };
@@ -234,43 +419,30 @@ static void accept_waiting(int listener, const struct acceptor_limits *limits, s
 				log_errorf("acceptor: accept: %s", strerror(errno));
 				exit(EXIT_FAILURE);
 			}
-			return;
+			return -1;
 		}
-		struct tunnel tunnel;
-		source_of(&from, &tunnel);
-		if (tunnel_count >= limits->max_tunnels) {
-			char reason[96];
-			(void)snprintf(reason, sizeof(reason), "turned away: %u tunnels already (--max-tunnels)",
-				       tunnel_count);
-			turn_away(fd, &from, reason);
+		struct tunnel source;
+		char reason[96];
+		source_of(&from, &source);
+		const char *over = over_limit(limits, &source, reason, sizeof(reason));
+		if (over != NULL) {
+			/* The freshest word first: endings already queued free their slots now. */
+			read_endings();
+			over = over_limit(limits, &source, reason, sizeof(reason));
+		}
+		if (over != NULL && waiting_count < WAITING_MAX) {
+			waiting[waiting_count++] = (struct waiting){ .fd = fd, .from = from, .source = source,
+								     .since_ms = clock_now_ms() };
 			continue;
 		}
-		if (limits->max_tunnels_per_source > 0 && tunnel.family != 0 &&
-		    tunnels_from(&tunnel) >= limits->max_tunnels_per_source) {
-			char reason[96];
-			(void)snprintf(reason, sizeof(reason),
-				       "turned away: %u tunnels already from this address (--max-tunnels-per-source)",
-				       limits->max_tunnels_per_source);
-			turn_away(fd, &from, reason);
+		if (over != NULL) {
+			turn_away(fd, &from, clock_now_ms(), over);
 			continue;
 		}
-		tunnel.pid = fork();
-		if (tunnel.pid == 0) {
-			*child_fd = fd;
-			return;
-		}
-		if (tunnel.pid < 0) {
-			int error = errno;
-			turn_away(fd, &from, "turned away: the acceptor could not fork");
-			back_off(backoff, "fork", error);
-			return;
-		}
-		(void)close(fd);
-		tunnels[tunnel_count++] = tunnel;
-		backoff->delay_ms = 0;
-		if (log_reserve < 0)
-			log_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (start_tunnel(fd, &from, &source, backoff))
+			return fd;
 	}
+	return -1;
 }
 
 /* ---- reload: check, then execute ourselves again ---- */
@@ -282,13 +454,12 @@ static void start_reload_check(char **argv, const struct acceptor_limits *limits
 	const char *resolved[2];
 	int argc = 0;
 
-	if (reload_check_pid > 0)
-		return; /* one is running: its answer covers this request too */
 	while (argv[argc] != NULL)
 		argc++;
 	for (size_t i = 0; i < 2; i++)
 		resolved[i] = limits->files[i] != NULL ? config_file_resolve(limits->files[i], paths[i], sizeof(paths[i])) : NULL;
 	config_file_pin(resolved, 2);
+	reload_check_superseded = false;
 	reload_check_pid = fork();
 	if (reload_check_pid == 0) {
 		sigset_t none;
@@ -314,10 +485,21 @@ static void start_reload_check(char **argv, const struct acceptor_limits *limits
 	reload_check_killed = false;
 }
 
+/* A reload asked for: checked now, or, while a check runs on copies now stale, checked again after it. */
+static void request_reload(char **argv, const struct acceptor_limits *limits)
+{
+	if (reload_check_pid > 0) {
+		reload_check_superseded = true;
+		(void)kill(reload_check_pid, SIGKILL); /* its answer would be about files since replaced */
+		return;
+	}
+	start_reload_check(argv, limits);
+}
+
 /* The table as TUNNELS_VARIABLE's value; NULL if it cannot be made. */
 static char *tunnels_text(void)
 {
-	size_t size = (size_t)tunnel_count * (12 + INET6_ADDRSTRLEN) + 1;
+	size_t size = (size_t)tunnel_count * (20 + INET6_ADDRSTRLEN) + 1;
 	char *text = malloc(size);
 	size_t used = 0;
 
@@ -328,8 +510,8 @@ static char *tunnels_text(void)
 		char address[INET6_ADDRSTRLEN] = "-";
 		if (tunnels[i].family != 0)
 			(void)inet_ntop(tunnels[i].family, tunnels[i].source, address, sizeof(address));
-		int n = snprintf(text + used, size - used, "%s%ld/%s", i > 0 ? "," : "", (long)tunnels[i].pid,
-				 address);
+		int n = snprintf(text + used, size - used, "%s%ld/%s%s", i > 0 ? "," : "", (long)tunnels[i].pid,
+				 address, tunnels[i].live ? "" : "/ended");
 		if (n < 0 || (size_t)n >= size - used)
 			break;
 		used += (size_t)n;
@@ -357,33 +539,38 @@ static void adopt_tunnels(void)
 	}
 	for (char *item = strtok_r(copy, ",", &save); item != NULL && tunnel_count < tunnel_capacity;
 	     item = strtok_r(NULL, ",", &save)) {
-		struct tunnel tunnel = { 0 };
+		struct tunnel tunnel = { .live = true };
 		char *slash = strchr(item, '/');
 		char *end = NULL;
 		siginfo_t info = { 0 };
 		if (slash == NULL)
 			continue;
 		*slash = '\0';
+		char *ended = strchr(slash + 1, '/');
+		if (ended != NULL) {
+			if (strcmp(ended, "/ended") != 0)
+				continue;
+			*ended = '\0';
+			tunnel.live = false;
+		}
 		long pid = strtol(item, &end, 10);
 		if (end == item || *end != '\0' || pid <= 0 || pid > INT32_MAX)
 			continue;
 		tunnel.pid = (pid_t)pid;
 		if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
 			continue;
-		bool listed = false; /* once: a pid listed twice would hold a slot no reaping frees */
-		for (unsigned i = 0; i < tunnel_count && !listed; i++)
-			listed = tunnels[i].pid == tunnel.pid;
-		if (listed)
+		if (find_tunnel(tunnel.pid) != NULL) /* once: a pid listed twice would hold a slot no reaping frees */
 			continue;
 		if (inet_pton(AF_INET, slash + 1, tunnel.source) == 1)
 			tunnel.family = AF_INET;
 		else if (inet_pton(AF_INET6, slash + 1, tunnel.source) == 1)
 			tunnel.family = AF_INET6;
 		tunnels[tunnel_count++] = tunnel;
+		live_count += tunnel.live ? 1 : 0;
 	}
 	free(copy);
 	char message[96];
-	(void)snprintf(message, sizeof(message), "acceptor: reloaded; %u tunnels carried on", tunnel_count);
+	(void)snprintf(message, sizeof(message), "acceptor: reloaded; %u tunnels carried on", live_count);
 	log_notice(message);
 }
 
@@ -397,6 +584,8 @@ static void reexecute(int first_fd, int count, char **argv)
 		log_error("acceptor: reload: out of memory; still serving with the options it had");
 		return;
 	}
+	/* A connection waiting for a slot is not handed across; it gets its record. */
+	turn_away_waiting("turned away: over the limits when the acceptor reloaded");
 	(void)snprintf(number, sizeof(number), "%d", count);
 	(void)setenv("LISTEN_FDS", number, 1);
 	(void)snprintf(number, sizeof(number), "%ld", (long)getpid());
@@ -429,54 +618,188 @@ static void finish_reload(int status, int first_fd, int count, char **argv)
 
 /* ---- stop ---- */
 
+/* This process's cgroup v2 path ("/system.slice/x.service"), from /proc/PID/cgroup's "0::" line. */
+static bool cgroup_of(const char *pid, char *out, size_t size)
+{
+	char path[64], text[4096];
+	int fd;
+
+	(void)snprintf(path, sizeof(path), "/proc/%s/cgroup", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+	if (fd >= 0)
+		(void)close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	const char *line = strncmp(text, "0::", 3) == 0 ? text : strstr(text, "\n0::");
+	if (line == NULL)
+		return false;
+	line += line[0] == '\n' ? 4 : 3;
+	size_t len = strcspn(line, "\n");
+	if (len == 0 || len >= size)
+		return false;
+	(void)memcpy(out, line, len);
+	out[len] = '\0';
+	return true;
+}
+
+/*
+ * The processes an earlier acceptor of this service left running, after a
+ * restart or a crash: its tunnels, no longer anybody's children here, but
+ * still in the service's control group. That group is this process's own
+ * when systemd started it as a service: its parent is the manager, it has
+ * an INVOCATION_ID, its cgroup is a .service (under an activator of any
+ * other kind there is no such group of its own, and nothing is looked
+ * for). Every process in it but this one and its children is one of the
+ * service's, which a stop ends, as KillMode=control-group would; /proc
+ * cannot tell more, since a restart puts the new acceptor in a user
+ * namespace of its own (PrivateUsers=), where the old tunnels' entries are
+ * hidden (ProtectProc=invisible). Each is opened as a pidfd, so the process
+ * signalled is the one listed. Their pidfds into pidfds; how many.
+ */
+static unsigned open_orphaned_tunnels(int *pidfds, unsigned capacity)
+{
+	char cgroup[4096], procs[4200], self[24];
+	unsigned count = 0;
+	FILE *list = NULL;
+
+	(void)snprintf(self, sizeof(self), "%ld", (long)getpid());
+	if (getenv("INVOCATION_ID") == NULL || getppid() != 1 || !cgroup_of(self, cgroup, sizeof(cgroup)) ||
+	    strlen(cgroup) < 8 || strcmp(cgroup + strlen(cgroup) - 8, ".service") != 0)
+		return 0;
+	/* cgroup2 alone, or the hybrid layout's unified hierarchy. */
+	static const char *const mounts[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]) && list == NULL; i++) {
+		(void)snprintf(procs, sizeof(procs), "%s%s/cgroup.procs", mounts[i], cgroup);
+		list = fopen(procs, "re");
+	}
+	if (list == NULL)
+		return 0;
+	long pid;
+	while (count < capacity && fscanf(list, "%ld", &pid) == 1) {
+		if (pid <= 0 || pid > INT32_MAX || pid == (long)getpid() || find_tunnel((pid_t)pid) != NULL)
+			continue;
+		int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+		if (pidfd >= 0)
+			pidfds[count++] = pidfd;
+	}
+	(void)fclose(list);
+	return count;
+}
+
+static void signal_orphans(const int *pidfds, unsigned count, int signal_number)
+{
+	for (unsigned i = 0; i < count; i++)
+		(void)syscall(SYS_pidfd_send_signal, pidfds[i], signal_number, NULL, 0);
+}
+
 static void __attribute__((noreturn)) stop_tunnels(const sigset_t *wait_mask)
 {
+	static struct pollfd orphans[ORPHANS_MAX];
+	static int orphan_fds[ORPHANS_MAX];
 	int64_t deadline_ms = clock_now_ms() + STOP_GRACE_MS;
 	bool killed = false;
 
+	turn_away_waiting("turned away: the acceptor is stopping");
+	if (reload_check_pid > 0)
+		(void)kill(reload_check_pid, SIGKILL);
+	unsigned orphan_count = open_orphaned_tunnels(orphan_fds, ORPHANS_MAX);
 	for (unsigned i = 0; i < tunnel_count; i++)
 		(void)kill(tunnels[i].pid, SIGTERM);
+	signal_orphans(orphan_fds, orphan_count, SIGTERM);
 	for (;;) {
 		int status;
 		pid_t pid;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 			forget_tunnel(pid);
-		if (tunnel_count == 0 || (pid < 0 && errno == ECHILD))
+		if (pid < 0 && errno == ECHILD)
+			tunnel_count = 0;
+		/* An orphan that has ended: its pidfd reads as ready. */
+		unsigned kept = 0;
+		for (unsigned i = 0; i < orphan_count; i++) {
+			struct pollfd ended = { .fd = orphan_fds[i], .events = POLLIN };
+			if (poll(&ended, 1, 0) > 0)
+				(void)close(orphan_fds[i]);
+			else
+				orphan_fds[kept++] = orphan_fds[i];
+		}
+		orphan_count = kept;
+		if (tunnel_count == 0 && orphan_count == 0)
 			break;
 		int64_t now_ms = clock_now_ms();
 		if (!killed && now_ms >= deadline_ms) {
 			for (unsigned i = 0; i < tunnel_count; i++)
 				(void)kill(tunnels[i].pid, SIGKILL);
+			signal_orphans(orphan_fds, orphan_count, SIGKILL);
 			killed = true;
 		}
+		for (unsigned i = 0; i < orphan_count; i++)
+			orphans[i] = (struct pollfd){ .fd = orphan_fds[i], .events = POLLIN };
 		int64_t wait_ms = killed ? 1000 : deadline_ms - now_ms;
 		struct timespec timeout = { .tv_sec = (time_t)(wait_ms / 1000), .tv_nsec = (long)(wait_ms % 1000) * 1000000L };
-		(void)ppoll(NULL, 0, &timeout, wait_mask); /* SIGCHLD ends it */
+		(void)ppoll(orphans, orphan_count, &timeout, wait_mask); /* SIGCHLD, or an orphan's end, ends it */
 	}
 	exit(EXIT_SUCCESS);
 }
 
 /* ---- the loop ---- */
 
+/* In a child: what belongs to the acceptor is closed, and its signals are the tunnel's again. */
+static void become_tunnel(int first_fd, int count, const sigset_t *original_mask)
+{
+	for (int fd = first_fd; fd < first_fd + count; fd++)
+		(void)close(fd);
+	if (log_reserve >= 0)
+		(void)close(log_reserve);
+	for (unsigned i = 0; i < waiting_count; i++)
+		if (waiting[i].fd >= 0)
+			(void)close(waiting[i].fd);
+	(void)close(endings[0]);
+	ending_fd = endings[1];
+	config_file_unpin(); /* forked during a reload: those copies are not the tunnel's */
+	free(tunnels);
+	log_bound_writes(0); /* a tunnel's record has the bound signals.c gives it */
+	restore_child_signals(original_mask);
+}
+
+static void open_endings(void)
+{
+	int on = 1;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, endings) < 0 ||
+	    setsockopt(endings[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
+		log_errorf("acceptor: cannot open the channel tunnels end by: %s", strerror(errno));
+		exit(EXIT_FAILURE);
+	}
+}
+
 int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, char **argv,
 		 const sigset_t *original_mask)
 {
-	struct pollfd listeners[ACCEPTOR_MAX_LISTENERS];
+	struct pollfd waits[ACCEPTOR_MAX_LISTENERS + 1];
 	struct backoff backoff = { 0 };
 	sigset_t wait_mask;
 	int64_t idle_since_ms = clock_now_ms();
 
 	acceptor_signals_setup(&wait_mask);
+	log_bound_writes(LOG_WRITE_MAX_MS); /* a log sink that stops taking lines must not stop the accepting */
 	/* A reload executes /proc/self/exe, which would name the process "exe" in ps, pgrep and the journal. */
 	const char *name = strrchr(argv[0], '/');
 	(void)prctl(PR_SET_NAME, name != NULL ? name + 1 : argv[0]);
-	tunnel_capacity = limits->max_tunnels;
+	/*
+	 * Room for every live tunnel, and for processes whose tunnel has ended
+	 * and that are not reaped yet (their record, their exit): as many again
+	 * and 256 more. The table bounds the processes as the limits bound the tunnels.
+	 */
+	tunnel_capacity = 2 * limits->max_tunnels + ENDING_PROCESSES_MIN;
 	tunnels = calloc(tunnel_capacity, sizeof(*tunnels));
 	if (tunnels == NULL) {
 		log_error("acceptor: out of memory for the tunnel table");
 		exit(EXIT_FAILURE);
 	}
 	adopt_tunnels();
+	open_endings();
 	log_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (int i = 0; i < count; i++) {
 		int fd = first_fd + i;
@@ -484,7 +807,6 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		/* Never block in accept(): a connection reset before it is taken must not hang the acceptor. */
 		if (flags >= 0)
 			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-		listeners[i] = (struct pollfd){ .fd = fd, .events = POLLIN };
 	}
 
 	for (;;) {
@@ -495,13 +817,24 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			idle_since_ms = clock_now_ms();
 		if (stop_requested)
 			stop_tunnels(&wait_mask);
-		if (restart_requested)
+		if (restart_requested) {
+			turn_away_waiting("turned away: the acceptor is restarting");
 			exit(EXIT_SUCCESS);
-		if (reload_checked)
+		}
+		if (reload_checked && reload_check_superseded) {
+			config_file_unpin();
+			start_reload_check(argv, limits);
+		} else if (reload_checked) {
 			finish_reload(reload_status, first_fd, count, argv);
+		}
 		if (reload_requested) {
 			reload_requested = 0;
-			start_reload_check(argv, limits);
+			request_reload(argv, limits);
+		}
+		int child_fd = admit_waiting(limits, &backoff);
+		if (child_fd >= 0) {
+			become_tunnel(first_fd, count, original_mask);
+			return child_fd;
 		}
 
 		int64_t now_ms = clock_now_ms();
@@ -509,7 +842,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		if (reload_check_pid > 0 && now_ms >= reload_check_deadline_ms) {
 			/* Said now: a check stuck in the kernel may not be reaped for a long time. */
 			(void)kill(reload_check_pid, SIGKILL);
-			if (!reload_check_killed)
+			if (!reload_check_killed && !reload_check_superseded)
 				log_errorf("acceptor: reload refused: tunneld --check ran past %d s and was killed; still "
 					   "serving with the options it had",
 					   RELOAD_CHECK_MAX_MS / 1000);
@@ -518,7 +851,17 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		}
 		if (reload_check_pid > 0)
 			timeout_ms = (int)(reload_check_deadline_ms - now_ms);
-		if (limits->exit_idle_seconds > 0 && tunnel_count == 0 && reload_check_pid < 0) {
+		if (waiting_count > 0) {
+			int64_t wait_ms = waiting[0].since_ms + LIMIT_WAIT_MS - now_ms;
+			for (unsigned i = 1; i < waiting_count; i++)
+				if (waiting[i].since_ms + LIMIT_WAIT_MS - now_ms < wait_ms)
+					wait_ms = waiting[i].since_ms + LIMIT_WAIT_MS - now_ms;
+			if (wait_ms < 0)
+				wait_ms = 0;
+			if (timeout_ms < 0 || wait_ms < timeout_ms)
+				timeout_ms = (int)wait_ms;
+		}
+		if (limits->exit_idle_seconds > 0 && tunnel_count == 0 && waiting_count == 0 && reload_check_pid < 0) {
 			int64_t idle_end_ms = idle_since_ms + (int64_t)limits->exit_idle_seconds * 1000;
 			if (now_ms >= idle_end_ms)
 				exit(EXIT_SUCCESS); /* the socket unit starts us again on the next connection */
@@ -528,25 +871,21 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		if (backing_off && (timeout_ms < 0 || backoff.until_ms - now_ms < timeout_ms))
 			timeout_ms = (int)(backoff.until_ms - now_ms);
 		for (int i = 0; i < count; i++)
-			listeners[i].fd = backing_off ? -1 : first_fd + i;
+			waits[i] = (struct pollfd){ .fd = backing_off ? -1 : first_fd + i, .events = POLLIN };
+		waits[count] = (struct pollfd){ .fd = endings[0], .events = POLLIN };
 
 		struct timespec timeout = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-		int ready = ppoll(listeners, (nfds_t)count, timeout_ms < 0 ? NULL : &timeout, &wait_mask);
+		int ready = ppoll(waits, (nfds_t)count + 1, timeout_ms < 0 ? NULL : &timeout, &wait_mask);
 		if (ready <= 0)
 			continue;
+		if (waits[count].revents != 0)
+			read_endings();
 		for (int i = 0; i < count; i++) {
-			if (listeners[i].revents == 0)
+			if (waits[i].revents == 0)
 				continue;
-			int child_fd = -1;
-			accept_waiting(first_fd + i, limits, &backoff, &child_fd);
+			child_fd = accept_waiting(first_fd + i, limits, &backoff);
 			if (child_fd >= 0) {
-				for (int fd = first_fd; fd < first_fd + count; fd++)
-					(void)close(fd);
-				if (log_reserve >= 0)
-					(void)close(log_reserve);
-				config_file_unpin(); /* forked during a reload: those copies are not the tunnel's */
-				free(tunnels);
-				restore_child_signals(original_mask);
+				become_tunnel(first_fd, count, original_mask);
 				return child_fd;
 			}
 			idle_since_ms = clock_now_ms();

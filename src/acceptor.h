@@ -29,4 +29,11 @@ struct acceptor_limits {
 int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, char **argv,
 		 const sigset_t *original_mask);
 
+/*
+ * In a tunnel the acceptor forked: its tunnel has ended (what is left is
+ * the record and the exit), so its slot is free for the limits. Once; does
+ * nothing in a process the acceptor did not fork.
+ */
+void acceptor_tunnel_ended(void);
+
 #endif

@@ -11,6 +11,7 @@
  */
 #include "log.h"
 
+#include "clock.h"
 #include "systemd.h"
 
 #include <arpa/inet.h>
@@ -19,12 +20,14 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <termios.h>
@@ -190,6 +193,14 @@ int log_setup(enum log_target requested, int client_in, int client_out, char *wh
 
 static bool syslog_opened;
 
+/* log_bound_writes(): 0, or how long a line may take. */
+static int write_bound_ms;
+static volatile sig_atomic_t write_expired;
+static int64_t drop_until_ms;
+static unsigned dropped_lines;
+#define DROP_AFTER_EXPIRY_MS 1000
+#define WRITE_INTERRUPT_EVERY_MS 10 /* after the first: a call retried inside a library is cut short too */
+
 static void write_syslog_line(int priority, const char *line)
 {
 	if (!syslog_opened)
@@ -209,7 +220,7 @@ static void write_line(int fd, const char *prefix, const char *line)
 	int len = snprintf(buffer, sizeof(buffer), "%s%s\n", prefix, line);
 	if (len > (int)sizeof(buffer) - 1)
 		len = (int)sizeof(buffer) - 1;
-	for (ssize_t written = -1; written < 0;) {
+	for (ssize_t written = -1; written < 0 && !write_expired;) {
 		written = write(fd, buffer, (size_t)len);
 		if (written < 0 && errno != EINTR)
 			break;
@@ -250,9 +261,10 @@ void log_connect_ahead(void)
 }
 
 /* fields: "NAME=value" strings, for the journal only. */
-static void emit(int priority, const char *line, char *const *fields, size_t field_count)
+static void emit_now(enum log_target target, int priority, const char *line, char *const *fields,
+		     size_t field_count)
 {
-	switch (active_target) {
+	switch (target) {
 	case LOG_TARGET_NONE:
 	case LOG_TARGET_AUTO:
 		return;
@@ -280,11 +292,67 @@ static void emit(int priority, const char *line, char *const *fields, size_t fie
 		for (size_t i = 0; i < field_count && n < sizeof(iov) / sizeof(iov[0]); i++)
 			iov[n++] = (struct iovec){ fields[i], strlen(fields[i]) };
 		/* A journal that is missing or refuses the record: syslog, never fd 2. */
-		if (write_journal_record(iov, n) < 0)
+		if (write_journal_record(iov, n) < 0 && !write_expired)
 			write_syslog_line(priority, line);
 		return;
 	}
 	}
+}
+
+/* No SA_RESTART: the write, sendmsg or send it interrupts returns EINTR. */
+static void note_write_expired(int signal_number)
+{
+	(void)signal_number;
+	write_expired = 1;
+}
+
+void log_bound_writes(int max_ms)
+{
+	struct sigaction action = { .sa_handler = max_ms > 0 ? note_write_expired : SIG_DFL };
+
+	write_bound_ms = max_ms;
+	(void)sigemptyset(&action.sa_mask);
+	(void)sigaction(SIGALRM, &action, NULL);
+}
+
+static void emit_bounded(enum log_target target, int priority, const char *line, char *const *fields,
+			 size_t field_count)
+{
+	static const struct itimerval disarmed;
+	const struct itimerval deadline = {
+		.it_value = { .tv_sec = write_bound_ms / 1000, .tv_usec = (suseconds_t)(write_bound_ms % 1000) * 1000 },
+		.it_interval = { .tv_usec = (suseconds_t)WRITE_INTERRUPT_EVERY_MS * 1000 },
+	};
+
+	write_expired = 0;
+	(void)setitimer(ITIMER_REAL, &deadline, NULL);
+	emit_now(target, priority, line, fields, field_count);
+	(void)setitimer(ITIMER_REAL, &disarmed, NULL);
+	if (write_expired)
+		drop_until_ms = clock_now_ms() + DROP_AFTER_EXPIRY_MS;
+	write_expired = 0;
+}
+
+static void emit(enum log_target target, int priority, const char *line, char *const *fields, size_t field_count)
+{
+	if (write_bound_ms == 0) {
+		emit_now(target, priority, line, fields, field_count);
+		return;
+	}
+	if (clock_now_ms() < drop_until_ms) {
+		dropped_lines++;
+		return;
+	}
+	if (dropped_lines > 0) {
+		char note[128];
+		(void)snprintf(note, sizeof(note), "%u log lines dropped: the log took none of them within %d ms",
+			       dropped_lines + 1, write_bound_ms);
+		dropped_lines = 0;
+		emit_bounded(target, LOG_ERR, note, NULL, 0);
+		if (clock_now_ms() < drop_until_ms)
+			return;
+	}
+	emit_bounded(target, priority, line, fields, field_count);
 }
 
 /*
@@ -321,12 +389,10 @@ static void log_about_tunneld(int priority, const char *message)
 	char escaped[LOG_LINE_MAX_BYTES];
 	escape(message, false, escaped, sizeof(escaped));
 	/* A log file holds records only, which tools parse: a line about tunneld goes where it would without one. */
-	if (active_target == LOG_TARGET_FILE && stderr_writable)
-		write_stderr_line(escaped);
-	else if (active_target == LOG_TARGET_FILE)
-		write_syslog_line(priority, escaped);
-	else
-		emit(priority, escaped, NULL, 0);
+	enum log_target target = active_target;
+	if (target == LOG_TARGET_FILE)
+		target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+	emit(target, priority, escaped, NULL, 0);
 }
 
 void log_error(const char *message)
@@ -447,7 +513,7 @@ void log_connection(const struct connection_record *record)
 			       target, status_text, record->bytes_up, record->bytes_down, record->duration_ms, socks5_text,
 			       route_text, record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
-		emit(record_priority(record->status), line, NULL, 0);
+		emit(active_target, record_priority(record->status), line, NULL, 0);
 		return;
 	}
 	(void)snprintf(client_field, sizeof(client_field), "TUNNELD_CLIENT=%s", client);
@@ -475,7 +541,7 @@ void log_connection(const struct connection_record *record)
 		(void)snprintf(rule_field, sizeof(rule_field), "TUNNELD_RULE=%u", record->rule_line);
 		fields[field_count++] = rule_field;
 	}
-	emit(record_priority(record->status), line, fields, field_count);
+	emit(active_target, record_priority(record->status), line, fields, field_count);
 }
 
 /* "a.b.c.d:port" or "[v6]:port" from an address in network byte order. */

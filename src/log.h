@@ -55,6 +55,14 @@ void log_notice(const char *message);
 void log_connection(const struct connection_record *record);
 
 /*
+ * For a process that must not stall on its log (the acceptor): each line
+ * may take max_ms to be written, then it is dropped, and so is every line
+ * for a second after, counted and said once the log takes lines again.
+ * SIGALRM is this bound's. 0: lines wait as long as the sink makes them.
+ */
+void log_bound_writes(int max_ms);
+
+/*
  * Connects now the socket a record may go out by later (syslog, or the
  * journal's fallback to it when the journal is not there), for a sandbox
  * that will let no socket connect once the tunnel's target is connected.

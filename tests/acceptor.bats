@@ -169,7 +169,8 @@ tunnels_while() {
 	[ "$output" = "200 200 closed 200 closed" ]
 	wait_for "two turned away" journal_has '127\.0\.0\.3:[0-9]+ -> - status=- .*reason=turned away: 3 tunnels already \(--max-tunnels\)$'
 	run tunneld_records cat
-	[ "$(grep -cE '127\.0\.0\.1:[0-9]+ -> - status=- up=0 down=0 duration_ms=0 reason=turned away: 2 tunnels already from this address \(--max-tunnels-per-source\)$' <<<"$output")" -eq 1 ]
+	# Each waited its second for a slot (tunneld(8) "ACCEPTOR") before it was turned away.
+	[ "$(grep -cE '127\.0\.0\.1:[0-9]+ -> - status=- up=0 down=0 duration_ms=1[0-9]{3} reason=turned away: 2 tunnels already from this address \(--max-tunnels-per-source\)$' <<<"$output")" -eq 1 ]
 	# Once the held tunnels are gone, their slots are free at once.
 	wait_for "tunnels gone" tunneld_processes 1
 	[ "$(echo_through again)" = again ]
@@ -258,18 +259,20 @@ tunnels_while() {
 	[ "$(tunneld_records cat | grep -c "status=200 up=4 down=4 duration_ms=[0-9]* reason=stopped by signal$")" -eq 3 ]
 }
 
-@test "a burst of 2,000 connections, 64 at a time: each served or turned away with a record, no zombie, and the acceptor serves on" {
+@test "a burst of 2,000 connections, 128 at a time: each served or turned away with a record, no zombie, and the acceptor serves on" {
 	start_target echo
-	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --max-tunnels=48 --max-tunnels-per-source=0
-	run timeout 180 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1:0 2000@64@127.0.0.1+127.0.0.2
+	# 8 tunnels, 64 connections waiting for a slot: the other 56 of each 128 are turned away at once.
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --max-tunnels=8 --max-tunnels-per-source=0
+	run timeout 180 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1:0 2000@128@127.0.0.1+127.0.0.2
 	echo "$output" >&3
 	[[ "$output" =~ ^held\ 0/0\ served\ ([0-9]+)\ refused\ ([0-9]+)\ unreachable\ 0$ ]]
 	local served=${BASH_REMATCH[1]} refused=${BASH_REMATCH[2]}
 	[ $((served + refused)) -eq 2000 ]
+	[ "$refused" -gt 0 ]
 	wait_for "tunnels gone" tunneld_processes 1
 	[ -z "$(in_manager ps -e -o stat= | grep '^Z')" ]
 	wait_for "every record" records_at_least 2000
-	[ "$(tunneld_records cat | grep -c 'reason=turned away: 48 tunnels already (--max-tunnels)$')" -eq "$refused" ]
+	[ "$(tunneld_records cat | grep -c 'reason=turned away: 8 tunnels already (--max-tunnels)$')" -eq "$refused" ]
 	[ "$(tunneld_records cat | grep -c ' status=200 up=4 down=4 ')" -eq "$served" ]
 	[ "$(echo_through after)" = after ]
 }
@@ -398,6 +401,38 @@ PY
 	[ "$output" = "200 200 closed" ]
 }
 
+@test "review: a reload asked for while an earlier reload's check runs is not lost: the last file is the one in force" {
+	start_target echo
+	local port2 port3
+	port2=$(free_port)
+	port3=$(free_port)
+	start_target echo --port "$port2"
+	start_target echo --port "$port3"
+	rules() { printf 'allow to 127.0.0.1/32 port %s\n' "$@" >"$BATS_TEST_TMPDIR/next" && mv "$BATS_TEST_TMPDIR/next" "$BATS_TEST_TMPDIR/rules"; }
+	rules "$TARGET_PORT, $port2"
+	mkfifo "$BATS_TEST_TMPDIR/gate"
+	PROXY_ENV="LD_PRELOAD=$TOP/build/tests/stuck-check.so STUCK_CHECK_GATE=$BATS_TEST_TMPDIR/gate ASAN_OPTIONS=verify_asan_link_order=0"
+	ACCEPTOR=1 start_proxy --rules="$BATS_TEST_TMPDIR/rules"
+	[ "$(printf first | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$port2")" = first ]
+	local acceptor first_check
+	acceptor=$(acceptor_pid)
+	# "Add carol": port3 joins; its check waits at the gate.
+	rules "$TARGET_PORT, $port2, $port3"
+	kill -HUP "$acceptor"
+	wait_for "the first check" pgrep -P "$acceptor" -f -- --check
+	first_check=$(pgrep -P "$acceptor" -f -- --check)
+	# "Remove bob": port2 leaves, asked for while the first check still runs.
+	rules "$TARGET_PORT, $port3"
+	kill -HUP "$acceptor"
+	wait_for "a check of the later file" eval '[ -n "$(pgrep -P "$acceptor" -f -- --check)" ] && [ "$(pgrep -P "$acceptor" -f -- --check)" != "$first_check" ]'
+	timeout 10 sh -c ': >"$1"' sh "$BATS_TEST_TMPDIR/gate"
+	wait_for "reloaded" grep -q '^tunneld: acceptor: reloaded; 0 tunnels carried on$' "$LOG"
+	run raw_request "CONNECT 127.0.0.1:$port2 HTTP/1.1\r\n\r\n"
+	[[ "$output" == "HTTP/1.1 403 "* ]]
+	[ "$(printf third | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$port3")" = third ]
+	[ "$(grep -c '^tunneld: acceptor: reload' "$LOG")" -eq 1 ]
+}
+
 @test "a reload whose check hangs is refused after 30 s, the check killed, and the acceptor serves all along" {
 	start_target echo
 	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/rules"
@@ -416,4 +451,138 @@ PY
 	[ "$(acceptor_pid)" = "$acceptor" ]
 	[ "$(printf after | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = after ]
 	[ "$(grep -c '^tunneld: acceptor: reload' "$LOG")" -eq 1 ]
+}
+
+# ---- from the second outside review: each of these failed before its fix ----
+
+# shipped_limits: the --max-tunnels and --max-tunnels-per-source of the shipped service's ExecStart= line.
+shipped_limits() {
+	grep -o -- '--max-tunnels=[0-9]* --max-tunnels-per-source=[0-9]*' "$TOP/tunneld-acceptor.service"
+}
+
+@test "review: with the shipped limits, 2,000 tunnels from one address 16 at a time are all served, and a 33rd held from it is turned away" {
+	start_target echo
+	# shellcheck disable=SC2046
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 $(shipped_limits)
+	[ "$(shipped_limits)" = "--max-tunnels=256 --max-tunnels-per-source=32" ]
+	run timeout 180 "$PYTHON" "$PEERS/burst.py" "$PROXY_PORT" "$TARGET_PORT" "" 2000@16@127.0.0.1
+	echo "$output" >&3
+	[ "$output" = "held 0/0 served 2000 refused 0 unreachable 0" ]
+	wait_for "tunnels gone" tunneld_processes 1
+	# The limit still holds for tunnels that are live: 32 held, the 33rd turned away after its wait.
+	run held_tunnels_from "$PROXY_PORT" $(printf '127.0.0.1 %.0s' $(seq 33))
+	[ "$output" = "$(printf '200 %.0s' $(seq 32))closed" ]
+	wait_for "its record" journal_has '127\.0\.0\.1:[0-9]+ -> - status=- up=0 down=0 duration_ms=[0-9]+ reason=turned away: 32 tunnels already from this address \(--max-tunnels-per-source\)$'
+}
+
+@test "review: tunnels whose client sent urgent data and left do not hold the acceptor's slots" {
+	start_acceptor --allow-port=1-65535 --allow-dest=127.0.0.1/32 --max-tunnels=3
+	local n
+	for n in 1 2 3; do
+		start_bg sh -c 'exec "$1" "$2" urgent-down "$3" >"$4"' sh "$PYTHON" "$PEERS/faults.py" "$PROXY_PORT" "$BATS_TEST_TMPDIR/urgent$n"
+	done
+	for n in 1 2 3; do
+		WAIT_TENTHS=300 wait_for "urgent client $n" grep -q 'then eof' "$BATS_TEST_TMPDIR/urgent$n"
+		[ "$(cat "$BATS_TEST_TMPDIR/urgent$n")" = "client: received hello-
+client: received !world, then eof" ]
+	done
+	wait_for "three records" eval '[ "$(tunneld_records cat | grep -c "status=200 up=0 down=12 ")" -eq 3 ]'
+	start_target echo
+	[ "$(echo_through fourth)" = fourth ]
+	wait_for "tunnels gone" tunneld_processes 1
+}
+
+@test "review: stop ends every tunnel of the service, each with its record, after a restart and after a crash" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	local first second n
+	# hold N: one tunnel held open until the test ends; its verdict in held$N.
+	hold() {
+		start_bg sh -c 'exec env HOLD_UNTIL_KILLED=1 "$@" >"$0"' "$BATS_TEST_TMPDIR/held$1" \
+			"$PYTHON" "$PEERS/hold.py" "$PROXY_PORT" "$TARGET_PORT" 127.0.0.1
+		wait_for "held tunnel $1" grep -qx 200 "$BATS_TEST_TMPDIR/held$1"
+	}
+	hold 1
+	first=$(service_property MainPID)
+	in_manager systemctl restart tunneld-acceptor.service
+	hold 2
+	second=$(service_property MainPID)
+	[ "$second" != "$first" ]
+	# A crash: the manager starts a third acceptor (Restart=on-failure).
+	in_manager kill -SEGV "$second"
+	wait_for "a third acceptor" eval '[ "$(service_property MainPID)" -gt 0 ] && [ "$(service_property MainPID)" != "$second" ]'
+	hold 3
+	tunneld_processes 4
+	# The restart and the crash each left tunnels running, as they should; the stop leaves none.
+	local left_before
+	left_before=$(in_manager journalctl -u tunneld-acceptor.service | grep -c 'remains running after unit stopped')
+	[ "$left_before" -ge 1 ]
+	in_manager systemctl stop tunneld-acceptor.service
+	[ "$(service_property ActiveState)" = inactive ]
+	[ -z "$(in_manager pgrep -x tunneld)" ]
+	wait_for "three records" eval '[ "$(tunneld_records cat | grep -c "status=200 up=4 down=4 duration_ms=[0-9]* reason=stopped by signal$")" -eq 3 ]'
+	[ "$(in_manager journalctl -u tunneld-acceptor.service | grep -c 'remains running after unit stopped')" -eq "$left_before" ]
+}
+
+@test "review: a log sink that takes nothing stalls neither the acceptor's accepting nor its stop" {
+	start_target echo
+	# The acceptor's fd 2 a full pipe nobody reads; one tunnel held, so the next connections are turned away and recorded.
+	cat >"$BATS_TEST_TMPDIR/stuck.py" <<'PY'
+import fcntl, os, socket, subprocess, sys, time
+tunneld, target = sys.argv[1:3]
+full, sink = os.pipe()
+fcntl.fcntl(sink, fcntl.F_SETFL, os.O_NONBLOCK)
+try:
+    while True:
+        os.write(sink, b"\0" * 65536)
+except BlockingIOError:
+    pass
+fcntl.fcntl(sink, fcntl.F_SETFL, 0)
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(64)
+port = listener.getsockname()[1]
+def launch():
+    os.dup2(listener.fileno(), 3)
+    os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+proc = subprocess.Popen([tunneld, "--log=stderr", "--allow-port=" + target, "--allow-dest=127.0.0.1/32",
+                         "--max-tunnels=1"], stderr=sink, preexec_fn=launch, pass_fds=(3,))
+os.close(sink)
+def tunnel(word, timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(b"CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n%s" % (target.encode(), word))
+    reply = b""
+    while not reply.endswith(word):
+        data = s.recv(4096)
+        if not data:
+            return s, "closed"
+        reply += data
+    return s, "echoed"
+held, verdict = tunnel(b"held")
+print("held", verdict, flush=True)
+# Over the limit: each waits its second, is turned away, and its record meets the full pipe.
+turned = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+for s in turned:
+    print("turned away", "closed" if s.recv(1) == b"" else "answered", flush=True)
+held.close()  # its slot frees once its child says so, though its own record is stuck in the pipe too
+_, verdict = tunnel(b"after")
+print("next tunnel", verdict, flush=True)
+started = time.monotonic()
+proc.terminate()
+try:
+    proc.wait(timeout=10)
+    print("stopped", "in time" if time.monotonic() - started < 5 else "late", flush=True)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    print("stop ignored", flush=True)
+PY
+	# In a session of its own, so that teardown ends the acceptor too if it hangs.
+	start_bg sh -c 'exec "$@" >"$0"' "$BATS_TEST_TMPDIR/seen" "$PYTHON" "$BATS_TEST_TMPDIR/stuck.py" "$TUNNELD" "$TARGET_PORT"
+	WAIT_TENTHS=300 wait_for "the stop" grep -q '^stop' "$BATS_TEST_TMPDIR/seen" || { cat "$BATS_TEST_TMPDIR/seen" >&2; false; }
+	[ "$(cat "$BATS_TEST_TMPDIR/seen")" = "held echoed
+turned away closed
+turned away closed
+turned away closed
+next tunnel echoed
+stopped in time" ]
 }
