@@ -188,10 +188,12 @@ static int parse_protocols(const char *list, struct options *options)
 	return options->serve_http || options->serve_socks5 ? 0 : -1;
 }
 
-/* Every error is told, as --check tells them; a connection gets no answer. */
-static void __attribute__((noreturn)) exit_with_rules_errors(const struct rules_errors *errors)
+/* --check and --explain talk to a person on stderr and stdout: no connection, no log sink. */
+static bool offline_mode;
+
+/* Every error is told, as --check tells them. */
+static void log_rules_errors(const struct rules_errors *errors)
 {
-	signals_finishing();
 	for (unsigned i = 0; i < errors->count && i < RULES_ERRORS_MAX; i++)
 		log_error(errors->messages[i]);
 	if (errors->count > RULES_ERRORS_MAX) {
@@ -199,7 +201,33 @@ static void __attribute__((noreturn)) exit_with_rules_errors(const struct rules_
 		(void)snprintf(more, sizeof(more), "and %u more errors", errors->count - RULES_ERRORS_MAX);
 		log_error(more);
 	}
-	exit(EXIT_USAGE);
+}
+
+/*
+ * A file the options name (the rules, the passwords) that cannot be used.
+ * Offline and in the acceptor that ends the process with EXIT_USAGE: a
+ * person, or systemd, is there to be told. A connection answers its client
+ * first (500 with proxy_configuration_error, SOCKS5 general failure), the
+ * first error in its record, then exits with EXIT_USAGE too.
+ */
+static char configuration_error[RULES_ERROR_MAX_BYTES];
+static int exit_status = EXIT_SUCCESS;
+static bool serving_as_acceptor; /* handed listening sockets: no client yet to answer */
+
+static void before_logging_file_errors(void)
+{
+	if (offline_mode || serving_as_acceptor)
+		signals_finishing(); /* the process ends: a log sink that blocks cannot hold that exit either */
+}
+
+/* After the errors are logged. */
+static void file_unusable(const char *first_error)
+{
+	if (offline_mode || serving_as_acceptor)
+		exit(EXIT_USAGE);
+	if (configuration_error[0] == '\0')
+		(void)snprintf(configuration_error, sizeof(configuration_error), "%s", first_error);
+	exit_status = EXIT_USAGE;
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const char *format, ...)
@@ -242,8 +270,6 @@ static const struct option long_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* --check and --explain talk to a person on stderr and stdout: no connection, no log sink. */
-static bool offline_mode;
 
 /*
  * Does argv ask for --check or --explain, spelled as getopt_long() takes
@@ -404,9 +430,13 @@ static void parse_options(int argc, char **argv, struct options *options)
 	options->acceptor.files[1] = auth_file;
 	if (auth_file != NULL) {
 		char message[512];
-		if (auth_load(&options->auth, auth_file, message, sizeof(message)) < 0)
-			exit_usage("%s", message);
-		options->auth_enabled = true;
+		if (auth_load(&options->auth, auth_file, message, sizeof(message)) == 0) {
+			options->auth_enabled = true;
+		} else {
+			before_logging_file_errors();
+			log_error(message);
+			file_unusable(message);
+		}
 	}
 	if (options->compile_to != NULL && (options->rules_path == NULL || options->explain))
 		exit_usage("--compile: give the rules file with --rules, and no --explain");
@@ -417,8 +447,11 @@ static void parse_options(int argc, char **argv, struct options *options)
 					       : rules_load(&rules, options->rules_path, &errors);
 		if (error_count == 0 && offline_mode)
 			error_count = rules_image_check_source(&rules, options->rules_path, &errors);
-		if (error_count > 0)
-			exit_with_rules_errors(&errors);
+		if (error_count > 0) {
+			before_logging_file_errors();
+			log_rules_errors(&errors);
+			file_unusable(errors.messages[0]);
+		}
 	}
 }
 
@@ -759,7 +792,7 @@ static void __attribute__((noreturn)) finish(const struct connection_record *rec
 #ifdef TUNNELD_ASAN
 	__lsan_do_leak_check(); /* which exit(3) would have run */
 #endif
-	_exit(EXIT_SUCCESS);
+	_exit(exit_status);
 }
 
 /* What the record of a tunnel that got no further than reason says. */
@@ -923,6 +956,9 @@ static const char *negotiate_socks5(struct head *head, const struct options *opt
 		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_BAD_REQUEST,
 				   greeting.why, NULL, start_ms);
 	at = greeting.bytes;
+	if (configuration_error[0] != '\0' && !greeting.offers_none)
+		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_MISCONFIGURED,
+				   configuration_error, NULL, start_ms);
 	if (options->auth_enabled && !greeting.offers_login)
 		refuse_negotiation(no_acceptable_method, sizeof(no_acceptable_method), FAILURE_AUTH_REQUIRED,
 				   "no proxy credentials: SOCKS5 client does not offer username/password", NULL,
@@ -1404,6 +1440,7 @@ int main(int argc, char **argv)
 	(void)sigprocmask(SIG_BLOCK, NULL, &original_mask);
 	bool unusable_sockets;
 	int listeners = adopt_passed_sockets(&unusable_sockets);
+	serving_as_acceptor = listeners > 0;
 	if (listeners > 0) /* no client yet: fds 0 to 2 are the service's, and fd 2 may carry the log */
 		client.in = client.out = -1;
 	(void)log_setup(LOG_TARGET_AUTO, client.in, client.out, NULL, 0);
@@ -1460,6 +1497,9 @@ int main(int argc, char **argv)
 		break;
 	}
 	const struct request *request = &head.request;
+	if (configuration_error[0] != '\0')
+		refuse_logging(FAILURE_MISCONFIGURED, "the proxy's configuration has an error; its log says which",
+			       configuration_error, NULL, request->authority, NULL, start_ms);
 
 	/* Policy: who asks, then what may be asked for, before any DNS lookup. */
 	if (options.auth_enabled && client.protocol == PROTOCOL_HTTP)

@@ -37,6 +37,7 @@ static const struct failure_wire failure_table[FAILURE_COUNT] = {
 	[FAILURE_RULE_DENIED] = { 403, "Forbidden", "http_request_denied", "" },
 	[FAILURE_PARENT_REFUSED] = { 502, "Bad Gateway", "destination_unavailable", "" },
 	[FAILURE_PARENT_BROKEN] = { 502, "Bad Gateway", "http_protocol_error", "" },
+	[FAILURE_MISCONFIGURED] = { 500, "Internal Server Error", "proxy_configuration_error", "" },
 };
 
 int failure_status(enum failure failure)

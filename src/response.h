@@ -28,6 +28,7 @@ enum failure {
 	FAILURE_RULE_DENIED,     /* the rules file refused the request */
 	FAILURE_PARENT_REFUSED,  /* the parent proxy answered, and not with success */
 	FAILURE_PARENT_BROKEN,   /* the parent proxy's answer was not its protocol */
+	FAILURE_MISCONFIGURED,   /* a file the options name (rules, passwords) cannot be used */
 	FAILURE_COUNT
 };
 

@@ -743,7 +743,7 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 	}
 	char magic[RULES_IMAGE_MAGIC_BYTES];
 	if (pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && rules_image_is(magic, sizeof(magic))) {
-		(void)rules_image_map(rules, fd, (size_t)st.st_size, path, errors);
+		(void)rules_image_read(rules, fd, (size_t)st.st_size, path, errors);
 		(void)close(fd);
 		return rules_refuse_exposed_secret(rules, st.st_mode, path, errors);
 	}
@@ -959,7 +959,7 @@ static int severity(enum rules_action action)
 	return 0;
 }
 
-static enum rules_action judge_address(const struct rules *rules, const struct policy *policy,
+enum rules_action rules_judge_address(const struct rules *rules, const struct policy *policy,
 				      const struct rules_subject *subject, const struct sockaddr *address,
 				      struct rules_verdict *verdict)
 {
@@ -986,7 +986,7 @@ static enum rules_action judge_address(const struct rules *rules, const struct p
 	return verdict->action;
 }
 
-static enum rules_action judge_request(const struct rules *rules, const struct policy *policy,
+enum rules_action rules_judge_request(const struct rules *rules, const struct policy *policy,
 				      const struct rules_subject *subject, struct rules_verdict *verdict)
 {
 	bool address_rule_before = false, address_allow_before = false;
@@ -1002,7 +1002,7 @@ static enum rules_action judge_request(const struct rules *rules, const struct p
 			literal.ss_family = AF_INET6;
 		else
 			return decide(verdict, RULES_DENY, -1, "not an IP address");
-		if (judge_address(rules, policy, subject, (const struct sockaddr *)&literal, verdict) == RULES_ALLOW)
+		if (rules_judge_address(rules, policy, subject, (const struct sockaddr *)&literal, verdict) == RULES_ALLOW)
 			verdict->action = RULES_NEEDS_ADDRESSES;
 		return verdict->action;
 	}
@@ -1028,29 +1028,6 @@ static enum rules_action judge_request(const struct rules *rules, const struct p
 	if (!address_allow_before)
 		return decide(verdict, RULES_DENY, -1, "no rule matches");
 	return decide(verdict, RULES_NEEDS_ADDRESSES, -1, "the addresses decide");
-}
-
-/* A verdict that lets a tunnel through stands only if a mapped image's table is still the one checked. */
-static enum rules_action if_table_unchanged(const struct rules *rules, struct rules_verdict *verdict)
-{
-	if ((verdict->action == RULES_ALLOW || verdict->action == RULES_VIA) && !rules_image_unchanged(rules))
-		return decide(verdict, RULES_DENY, -1, "the compiled rules changed while in use (replace an image by rename)");
-	return verdict->action;
-}
-
-enum rules_action rules_judge_address(const struct rules *rules, const struct policy *policy,
-				      const struct rules_subject *subject, const struct sockaddr *address,
-				      struct rules_verdict *verdict)
-{
-	(void)judge_address(rules, policy, subject, address, verdict);
-	return if_table_unchanged(rules, verdict);
-}
-
-enum rules_action rules_judge_request(const struct rules *rules, const struct policy *policy,
-				      const struct rules_subject *subject, struct rules_verdict *verdict)
-{
-	(void)judge_request(rules, policy, subject, verdict);
-	return if_table_unchanged(rules, verdict);
 }
 
 unsigned rules_line(const struct rules *rules, int rule)

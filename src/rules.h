@@ -112,7 +112,7 @@ struct rules_tables {
 
 /*
  * A table: its arrays are in tables when parsed from text, or in a
- * compiled image mapped from its file (rules_image.h), read in place.
+ * compiled image read from its file (rules_image.h).
  */
 struct rules {
 	unsigned rule_count;
@@ -128,10 +128,7 @@ struct rules {
 	unsigned parent_count;
 	struct parent *parents;
 	bool has_login;           /* some parent's password is in the file */
-	bool compiled;            /* the arrays are a mapped image's */
-	uint64_t image_checksum;  /* an image's, and the bytes it covers: rules_image_unchanged() */
-	const char *checked_start;
-	size_t checked_len;
+	bool compiled;            /* the arrays are an image's */
 	uint32_t text_len;
 	char *text;
 	const char *source;       /* the text parsed, when there is any to keep (rules_parse(), an image), or NULL */

@@ -61,11 +61,6 @@ static const struct {
 	{ 1, RULES_FILE_MAX_BYTES },
 };
 
-static size_t at_most_size(size_t value, size_t limit)
-{
-	return value < limit ? value : limit;
-}
-
 static size_t aligned(size_t offset)
 {
 	return (offset + RULES_IMAGE_ALIGN - 1) / RULES_IMAGE_ALIGN * RULES_IMAGE_ALIGN;
@@ -245,37 +240,47 @@ unsigned rules_image_use(struct rules *rules, void *image, size_t size, const ch
 	rules->source_len = header.counts[7];
 	rules->has_login = header.has_login == 1;
 	rules->compiled = true;
-	rules->image_checksum = header.checksum;
-	rules->checked_start = base + offsets[0];
-	rules->checked_len = offsets[ARRAYS - 1] - offsets[0];
 	return check_tables(rules, name, errors);
 }
 
-unsigned rules_image_map(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors)
+unsigned rules_image_read(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors)
 {
+	size_t capacity = sizeof(struct image_header) + (size_t)ARRAYS * RULES_IMAGE_ALIGN;
+
+	for (size_t i = 0; i < ARRAYS; i++)
+		capacity += arrays[i].element * arrays[i].most;
 	if (size < sizeof(struct image_header))
 		return rules_error(errors, "compiled rules %s: damaged (header)", name);
-	void *image = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (image == MAP_FAILED)
-		return rules_error(errors, "compiled rules %s: cannot map it: %s", name, strerror(errno));
+	if (size > capacity)
+		return rules_error(errors, "compiled rules %s: damaged (larger than any image)", name);
 	/*
-	 * The pages are already in the page cache: map the table's in one call
-	 * (Linux 5.14; elsewhere a no-op) rather than a fault each. The source
-	 * text after it is left alone; only --explain reads it.
+	 * A copy, not a mapping of the file: an image rewritten in place (cp)
+	 * would change a mapping under its reader, and one cut short would end
+	 * it with SIGBUS. Its pages are given in one call (MAP_POPULATE), not a
+	 * fault each; one byte more than the file holds shows a file that grew.
 	 */
-	const struct image_header *header = image;
-	if (rules_image_is(image, size)) {
-		uint32_t counts[ARRAYS];
-		memcpy(counts, header->counts, sizeof(counts));
-		counts[ARRAYS - 1] = 0;
-		bool in_range = true;
-		for (size_t i = 0; i < ARRAYS; i++)
-			in_range = in_range && counts[i] <= arrays[i].most;
-		if (in_range) {
-			size_t offsets[ARRAYS];
-			(void)madvise(image, at_most_size(place_arrays(counts, offsets), size), MADV_POPULATE_READ);
+	char *image = mmap(NULL, size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (image == MAP_FAILED)
+		return rules_error(errors, "compiled rules %s: out of memory", name);
+	size_t len = 0;
+	while (len <= size) {
+		ssize_t n = pread(fd, image + len, size + 1 - len, (off_t)len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			(void)munmap(image, size + 1);
+			return rules_error(errors, "cannot read compiled rules %s: %s", name, strerror(errno));
 		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
 	}
+	if (len != size) {
+		(void)munmap(image, size + 1);
+		return rules_error(errors, "compiled rules %s: changed while read (%zu bytes, then %zu); replace an image by rename",
+				   name, size, len);
+	}
+	(void)mprotect(image, size + 1, PROT_READ);
 	return rules_image_use(rules, image, size, name, errors);
 }
 
@@ -431,20 +436,16 @@ unsigned rules_compile(struct rules *rules, const char *path, const char *image_
 		else
 			/*
 			 * The image carries the text: no one may read it who may not read
-			 * the text, and with a password in it only its owner.
+			 * the text, and with a password in it only its owner. No one
+			 * writes it either: it is replaced whole, by --compile.
 			 */
-			(void)write_replacing(image_path, image, size, st.st_mode & (rules->has_login ? 0600 : 0644), errors);
+			(void)write_replacing(image_path, image, size, st.st_mode & (rules->has_login ? 0400 : 0444), errors);
 		free(image);
 	}
 	rules->source = NULL; /* the text is freed: --explain after this reads the file again */
 	rules->path = path;
 	free(source);
 	return errors->count;
-}
-
-bool rules_image_unchanged(const struct rules *rules)
-{
-	return !rules->compiled || checksum_of(rules->checked_start, rules->checked_len) == rules->image_checksum;
 }
 
 void rules_image_seal(void *image, size_t size)

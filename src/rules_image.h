@@ -1,8 +1,8 @@
 /*
- * rules_image: a rules file compiled once by `tunneld --compile` and mapped
- * by every connection, its table read where it lies in the page cache
- * (tunneld(8) "Compiled rules"). A 1,000-rule text file is parsed into
- * fresh pages at every connection; its image costs a mapping.
+ * rules_image: a rules file compiled once by `tunneld --compile` and read
+ * whole by every connection, its table used as it lies (tunneld(8)
+ * "Compiled rules"). A 1,000-rule text file is parsed at every connection;
+ * its image costs a read.
  */
 #ifndef TUNNELD_RULES_IMAGE_H
 #define TUNNELD_RULES_IMAGE_H
@@ -20,11 +20,13 @@
 bool rules_image_is(const void *start, size_t len);
 
 /*
- * The image in fd, size bytes, mapped read-only and checked whole: every
- * count, index and offset within its table. name is for messages. Returns
- * the number of errors. The mapping lives as long as the process.
+ * The image in fd, which fstat() gave size bytes, read whole into memory of
+ * the process's own (a file changed later changes nothing here) and checked
+ * whole: its checksum, every count, index and offset within its table. A
+ * file that is not size bytes long while it is read is refused. name is for
+ * messages. Returns the number of errors. The copy lives as long as the process.
  */
-unsigned rules_image_map(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors);
+unsigned rules_image_read(struct rules *rules, int fd, size_t size, const char *name, struct rules_errors *errors);
 
 /* The same on an image already in memory (RULES_IMAGE_ALIGN-aligned), which then holds rules' arrays. */
 unsigned rules_image_use(struct rules *rules, void *image, size_t size, const char *name, struct rules_errors *errors);
@@ -32,20 +34,14 @@ unsigned rules_image_use(struct rules *rules, void *image, size_t size, const ch
 /*
  * Reads the rules file at path whole, parses it and, when it has no error,
  * writes its image to image_path through a temporary file renamed into
- * place (mode 0600 when it holds a password, else 0644). Returns the number
+ * place (the text's mode less any write or execute bit, and 0400 at most
+ * when it holds a password). Returns the number
  * of errors, each in errors; rules holds the parsed table.
  */
 unsigned rules_compile(struct rules *rules, const char *path, const char *image_path, struct rules_errors *errors);
 
 /* The image of a parsed table, with its source text, into out (capacity bytes); its size, or 0 when it does not fit. */
 size_t rules_image_build(const struct rules *rules, const char *source, size_t source_len, void *out, size_t capacity);
-
-/*
- * Is a mapped image's table as it was checked? Only an image written in
- * place while mapped changes it (never one replaced by rename); a verdict
- * from a changed table is not to be acted on. True for a text file's table.
- */
-bool rules_image_unchanged(const struct rules *rules);
 
 /* Whether a table parsed from an image's text equals the image's: --check's proof of the image; the error count. */
 unsigned rules_image_check_source(const struct rules *rules, const char *name, struct rules_errors *errors);

@@ -181,6 +181,7 @@ enum socks5_reply socks5_reply_for(enum failure failure)
 	case FAILURE_DESTINATION_UNAVAILABLE:
 	case FAILURE_PARENT_REFUSED: /* what the parent said is in the record */
 	case FAILURE_PARENT_BROKEN:
+	case FAILURE_MISCONFIGURED:
 	case FAILURE_COUNT:
 		break;
 	}

@@ -120,7 +120,7 @@ PY
 	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 .* protocol=socks5 reply=0x00 user=alice$"
 }
 
-@test "Apache's \$apr1\$ hashes are refused at load with the htpasswd -B hint; the client gets no 200" {
+@test "Apache's \$apr1\$ hashes are refused at load with the htpasswd -B hint; the client gets a 500, no 200" {
 	htpasswd -m -b -c "$AUTH_FILE" erin 'md5 password' 2>/dev/null
 	grep -q '^erin:\$apr1\$' "$AUTH_FILE"
 	run --separate-stderr "$TUNNELD" --log=stderr --auth-file="$AUTH_FILE" </dev/null
@@ -129,7 +129,9 @@ PY
 	start_target http
 	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$AUTH_FILE"
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
-	[ -z "$output" ]
+	[ "${lines[0]}" = $'HTTP/1.1 500 Internal Server Error\r' ]
+	[[ $output == *"error=proxy_configuration_error"* ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=500 .*reason=.*line 1: user erin: hash type not supported by crypt\\(3\\)"
 }
 
 @test "unreadable, empty or malformed auth files exit 2 with a message" {

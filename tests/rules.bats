@@ -158,13 +158,20 @@ check_error() {
 	[[ $stderr == "tunneld: bad --header-timeout '0'"* ]]
 }
 
-@test "a broken rules file: each connection is closed unanswered and the log names file, line and column" {
+@test "a broken rules file: each connection is answered 500 (proxy_configuration_error), and the log names file, line and column" {
 	printf 'allow to *.example port 443\nallow to x prt 1\n' >"$BATS_TEST_TMPDIR/rules"
 	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
 	run raw_request 'CONNECT a.example:443 HTTP/1.1\r\n\r\n'
 	[ "$status" -eq 0 ]
-	[ -z "$output" ]
+	[ "${lines[0]}" = $'HTTP/1.1 500 Internal Server Error\r' ]
+	[[ $output == *$'Proxy-Status: tunneld; error=proxy_configuration_error; details="the proxy\'s configuration has an error; its log says which"\r'* ]]
+	[[ $output != *prt* ]]
 	wait_log "tunneld: $BATS_TEST_TMPDIR/rules:2:12: expected user, group, from, to, port or protocol, found 'prt'"
+	wait_log "-> a.example:443 status=500 up=0 down=0 duration_ms=[0-9]+ reason=$BATS_TEST_TMPDIR/rules:2:12: expected user, group, from, to, port or protocol, found 'prt'$"
+	# SOCKS5: general failure (0x01), the same record.
+	run sh -c "timeout 10 '$PYTHON' '$PEERS/socks5.py' $PROXY_PORT 050100 0501000309612e6578616d706c6501bb 2>/dev/null | od -An -tx1 | tr -d ' \n'"
+	[ "$output" = "050005010001000000000000" ]
+	wait_log "-> a.example:443 status=500 up=0 down=0 duration_ms=[0-9]+ protocol=socks5 reply=0x01 reason=$BATS_TEST_TMPDIR/rules:2:12"
 	# Fixed in place, the next connection reads it.
 	printf 'allow to 127.0.0.1 port %s\n' "$(free_port)" >"$BATS_TEST_TMPDIR/rules"
 	start_target echo
@@ -498,7 +505,7 @@ start_hostile_parent() {
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "tunneld: $BATS_TEST_TMPDIR/rules OK: 2 rules, 0 groups, 0 parents" ]
 	[ "${lines[1]}" = "tunneld: compiled into $image" ]
-	[ "$(stat -c %a "$image")" = 644 ]
+	[ "$(stat -c %a "$image")" = 444 ]
 	[ "$(head -c 16 "$image")" = "tunneld rules 1" ]
 	# No temporary file is left beside it.
 	[ "$(find "$BATS_TEST_TMPDIR" -name 'rules.image*' | wc -l)" -eq 1 ]
@@ -551,11 +558,12 @@ start_hostile_parent() {
 	run --separate-stderr "$TUNNELD" --rules "$image" --compile "$BATS_TEST_TMPDIR/again.image"
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "tunneld: $image: already compiled; compile its text" ]
-	# A connection given a damaged image is closed unanswered, and the log says why.
+	# A connection given a damaged image is answered 500, and the log says why.
 	start_proxy --rules "$BATS_TEST_TMPDIR/verb.image"
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
-	[ -z "$output" ]
+	[ "${lines[0]}" = $'HTTP/1.1 500 Internal Server Error\r' ]
 	wait_log "tunneld: compiled rules $BATS_TEST_TMPDIR/verb.image: damaged \\(checksum\\)"
+	wait_log "status=500 .*reason=compiled rules $BATS_TEST_TMPDIR/verb.image: damaged \\(checksum\\)$"
 
 	# A broken text writes nothing, and leaves the image in place as it was.
 	local before
@@ -570,7 +578,7 @@ start_hostile_parent() {
 	printf 'via http://parent:secret@127.0.0.1:3128 to x.example\n' >"$BATS_TEST_TMPDIR/rules"
 	chmod 600 "$BATS_TEST_TMPDIR/rules"
 	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$image" >/dev/null
-	[ "$(stat -c %a "$image")" = 600 ]
+	[ "$(stat -c %a "$image")" = 400 ]
 	run "$TUNNELD" --rules "$image" --explain to=x.example:443
 	[[ $output == *"via http://parent:***@127.0.0.1:3128 to x.example"* ]]
 	[[ $output != *secret* ]]
@@ -580,7 +588,7 @@ start_hostile_parent() {
 	[ "$stderr" = "tunneld: rules file $image: holds a parent's password but is readable by group or others (chmod go= it, or hand it over with LoadCredential=)" ]
 }
 
-@test "compiled images, review regressions: the login flag in the header, modes, what --compile replaces, a password on a long line, an image written in place while mapped" {
+@test "compiled images, review regressions: the login flag in the header, modes, what --compile replaces, a password on a long line" {
 	# The header says no login while a parent has one: refused, so a world-readable password is never used.
 	printf 'via http://pu:secretpw@127.0.0.1:3128 to partner.example\ndeny\n' >"$BATS_TEST_TMPDIR/p.rules"
 	chmod 600 "$BATS_TEST_TMPDIR/p.rules"
@@ -595,7 +603,15 @@ start_hostile_parent() {
 	printf 'allow to 127.0.0.1 port 1 # a private note\n' >"$BATS_TEST_TMPDIR/private.rules"
 	chmod 600 "$BATS_TEST_TMPDIR/private.rules"
 	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/private.rules" --compile "$BATS_TEST_TMPDIR/private.image" >/dev/null
-	[ "$(stat -c %a "$BATS_TEST_TMPDIR/private.image")" = 600 ]
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/private.image")" = 400 ]
+	# The text's mode less any write or execute bit (tunneld(8) "Compiled rules"): 0640 gives 0440, 0755 gives 0444.
+	chmod 640 "$BATS_TEST_TMPDIR/private.rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/private.rules" --compile "$BATS_TEST_TMPDIR/private.image" >/dev/null
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/private.image")" = 440 ]
+	chmod 755 "$BATS_TEST_TMPDIR/private.rules"
+	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/private.rules" --compile "$BATS_TEST_TMPDIR/private.image" >/dev/null
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/private.image")" = 444 ]
+	chmod 600 "$BATS_TEST_TMPDIR/private.rules"
 
 	# --compile replaces nothing but an image: not its own text, nor another file.
 	local before
@@ -615,22 +631,69 @@ start_hostile_parent() {
 	run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/long.rules" --explain to=partner.example:443
 	[[ $output == *"via http://u:***"* ]]
 	[[ $output != *"u:p@"* ]]
+}
 
-	# Written in place (cp) while a connection has it mapped: a verdict from the changed table is not acted on.
+# big_and_small_images DIR PORT: DIR/big.image, 1,000 rules of which the last allows 127.0.0.1 PORT, and
+# DIR/small.image, one rule that denies it; a copy of the big one is DIR/live.image.
+big_and_small_images() {
+	local dir=$1 i
+	{
+		for i in $(seq 999); do echo "deny user user$i to public port $((1000 + i))"; done
+		echo "allow to 127.0.0.1 port $2"
+	} >"$dir/big.rules"
+	printf 'deny to 127.0.0.1\n' >"$dir/small.rules"
+	"$TUNNELD" --rules "$dir/big.rules" --compile "$dir/big.image" >/dev/null
+	"$TUNNELD" --rules "$dir/small.rules" --compile "$dir/small.image" >/dev/null
+	[ "$(stat -c %s "$dir/small.image")" -lt $(($(stat -c %s "$dir/big.image") / 4)) ]
+	cp "$dir/big.image" "$dir/live.image"
+	chmod 644 "$dir/live.image"
+}
+
+# a_tunneld_waits_for_its_client: the newest tunneld process has read its options and waits in poll().
+a_tunneld_waits_for_its_client() {
+	local pid
+	pid=$(pgrep -n -f "^$TUNNELD --log=stderr --rules $BATS_TEST_TMPDIR/live.image") || return 1
+	[ "$(ps -o ppid= "$pid" | tr -d ' ')" != 1 ] && grep -q poll "/proc/$pid/wchan"
+}
+
+@test "review: an image rewritten in place (cp, shorter) while a connection holds it: the rules as it read them, no SIGBUS" {
 	start_target echo
-	printf 'allow to 127.0.0.2 port %s #\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/a.rules"
-	printf 'allow to 127.0.0.1 port %s #\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/b.rules"
-	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/a.rules" --compile "$BATS_TEST_TMPDIR/live.image" >/dev/null
-	"$TUNNELD" --rules "$BATS_TEST_TMPDIR/b.rules" --compile "$BATS_TEST_TMPDIR/b.image" >/dev/null
-	[ "$(stat -c %s "$BATS_TEST_TMPDIR/live.image")" = "$(stat -c %s "$BATS_TEST_TMPDIR/b.image")" ]
+	big_and_small_images "$BATS_TEST_TMPDIR" "$TARGET_PORT"
 	start_proxy --rules "$BATS_TEST_TMPDIR/live.image"
 	local connection answer
 	exec {connection}<>"/dev/tcp/127.0.0.1/$PROXY_PORT" # not fd 3: bats reports through it
-	wait_for "a tunneld with the image mapped" sh -c 'grep -qs "$0" /proc/[0-9]*/maps' "$BATS_TEST_TMPDIR/live.image"
-	cp "$BATS_TEST_TMPDIR/b.image" "$BATS_TEST_TMPDIR/live.image"
-	printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n' "$TARGET_PORT" >&"$connection"
+	wait_for "the connection's tunneld" a_tunneld_waits_for_its_client
+	cp "$BATS_TEST_TMPDIR/small.image" "$BATS_TEST_TMPDIR/live.image"
+	printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\nping' "$TARGET_PORT" >&"$connection"
 	read -r -t 10 answer <&"$connection"
 	exec {connection}<&-
-	[[ $answer == "HTTP/1.1 403 Forbidden"* ]]
-	wait_log "-> 127.0.0.1:$TARGET_PORT status=403 .*the compiled rules changed while in use"
+	[[ $answer == "HTTP/1.1 200 Connection established"* ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=200 up=4 down=[0-9]+ duration_ms=[0-9]+ rule=1000( |$)"
+	# The next connection reads the new image whole.
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
+	wait_log "-> 127.0.0.1:$TARGET_PORT status=403 .* rule=1 reason=denied by a rule$"
+	# One that grew, or was cut short, is refused: 500, with a record.
+	cat "$BATS_TEST_TMPDIR/small.image" /dev/zero 2>/dev/null | head -c $(($(stat -c %s "$BATS_TEST_TMPDIR/small.image") + 8)) >"$BATS_TEST_TMPDIR/live.image"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[[ ${lines[0]} == "HTTP/1.1 500 Internal Server Error"* ]]
+	wait_log "status=500 .*reason=compiled rules $BATS_TEST_TMPDIR/live.image: damaged \\([0-9]+ bytes, the header says [0-9]+\\)$"
+	[ "$(grep -c ' -> ' "$LOG")" -eq 3 ]
+}
+
+@test "review: an image rewritten in place (cp, shorter) under the acceptor: each tunnel keeps the rules the acceptor read, no SIGBUS, until a reload" {
+	start_target echo
+	big_and_small_images "$BATS_TEST_TMPDIR" "$TARGET_PORT"
+	ACCEPTOR=1 start_proxy --rules "$BATS_TEST_TMPDIR/live.image"
+	[ "$(printf first | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = first ]
+	cp "$BATS_TEST_TMPDIR/small.image" "$BATS_TEST_TMPDIR/live.image"
+	local n
+	for n in 1 2 3; do
+		[ "$(printf "after$n" | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = "after$n" ]
+	done
+	wait_for "four records" eval '[ "$(grep -c "status=200 .* rule=1000$" "$LOG")" -eq 4 ]'
+	kill -HUP "$(pgrep -o -f "^$TUNNELD --log=stderr --rules $BATS_TEST_TMPDIR/live.image")"
+	wait_log "acceptor: reloaded"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
+	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
 }
