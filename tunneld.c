@@ -1216,7 +1216,8 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 static void describe_subject(const struct request *request, const char *user, struct rules_subject *subject)
 {
 	*subject = (struct rules_subject){ .user = user, .host = request->host,
-					   .host_is_ip_literal = request->host_kind != HOST_NAME, .port = request->port,
+					   .host_is_ip_literal = request->host_kind != HOST_NAME,
+					   .host_is_loopback_name = policy_is_loopback_name(request->host), .port = request->port,
 					   .protocol = client.protocol == PROTOCOL_SOCKS5 ? RULE_PROTOCOL_SOCKS5
 											   : RULE_PROTOCOL_HTTP };
 	subject->has_source = parse_source(client.address, &subject->source_family, subject->source);
@@ -1360,9 +1361,13 @@ static void __attribute__((noreturn)) explain_and_exit(const struct options *opt
 		exit_usage("--explain: to=%s: %s", to, request.why);
 	judged.subject.host = request.host;
 	judged.subject.host_is_ip_literal = request.host_kind != HOST_NAME;
+	judged.subject.host_is_loopback_name = policy_is_loopback_name(request.host);
 	judged.subject.port = request.port;
 	(void)printf("request: user=%s from=%s protocol=%s to=%s\n",
 		     judged.subject.user != NULL ? judged.subject.user : "-", from, protocol, request.authority);
+	if (judged.subject.host_is_loopback_name)
+		(void)printf("%s names this host's loopback (RFC 6761): judged as 127.0.0.1 and ::1, never sent to a parent\n",
+			     request.host);
 	int64_t deadline_ms = clock_now_ms() + (int64_t)options->connect_timeout_seconds * 1000;
 	if (options->rules_path != NULL) {
 		struct route route;
@@ -1380,6 +1385,10 @@ static void __attribute__((noreturn)) explain_and_exit(const struct options *opt
 			allowed = true;
 			(void)printf("verdict: via %s, line %u\n", rules.parents[rules.rules[route.verdict.rule].parent].display,
 				     line);
+			if (!judged.subject.host_is_ip_literal)
+				(void)printf("the parent resolves %s: where it leads, and whether that is allowed, is the parent's "
+					     "policy (the built-in denies apply here to addresses only)\n",
+					     request.host);
 			break;
 		case RULES_DENY:
 		case RULES_NEEDS_ADDRESSES:

@@ -318,6 +318,16 @@ bool policy_host_matches(const char *pattern, const char *host, bool host_is_ip_
 	return name_length(pattern) == host_len && strncasecmp(host, pattern, host_len) == 0;
 }
 
+bool policy_is_loopback_name(const char *host)
+{
+	size_t len = name_length(host);
+	static const char suffix[] = ".localhost";
+	size_t suffix_len = sizeof(suffix) - 1;
+
+	return (len == suffix_len - 1 && strncasecmp(host, suffix + 1, len) == 0) ||
+	       (len > suffix_len && strncasecmp(host + len - suffix_len, suffix, suffix_len) == 0);
+}
+
 bool policy_host_allowed(const struct policy *policy, const char *host, bool host_is_ip_literal)
 {
 	if (policy->host_pattern_count == 0)

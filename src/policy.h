@@ -85,6 +85,13 @@ int policy_parse_net(const char *cidr, int *family, uint8_t *address, unsigned *
 int policy_parse_port_range(const char *item, struct port_range *range);
 int policy_check_host_pattern(const char *pattern, const char **why);
 bool policy_host_matches(const char *pattern, const char *host, bool host_is_ip_literal);
+
+/*
+ * "localhost", or a name under .localhost, with or without the final dot:
+ * by RFC 6761 §6.3 it is this host's loopback wherever it is resolved, so
+ * it is judged as loopback's addresses and never handed to a parent.
+ */
+bool policy_is_loopback_name(const char *host);
 /* Is address within prefix/length? Both in network byte order, prefix masked. */
 bool policy_prefix_contains(const uint8_t *prefix, unsigned length, const uint8_t *address);
 /* The IPv4 address an IPv6 address carries, into v4: true if it carries one. */

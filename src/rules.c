@@ -926,7 +926,7 @@ static enum rules_action judge_form(const struct rules *rules, const struct poli
 	for (unsigned i = 0; i < rules->rule_count; i++) {
 		const struct rule *rule = &rules->rules[i];
 		struct destination_match match;
-		bool via_a_name = rule->verb == RULE_VERB_VIA && !subject->host_is_ip_literal;
+		bool via_a_name = rule->verb == RULE_VERB_VIA && !subject->host_is_ip_literal && !subject->host_is_loopback_name;
 		if (!subject_matches(rules, rule, subject))
 			continue;
 		match_destination(rules, rule, subject, family, via_a_name ? NULL : address, &match);
@@ -991,6 +991,19 @@ enum rules_action rules_judge_request(const struct rules *rules, const struct po
 {
 	bool address_rule_before = false, address_allow_before = false;
 
+	if (subject->host_is_loopback_name) {
+		/* Its addresses are known without a lookup: judged as both, the worse verdict standing. */
+		struct sockaddr_in v4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		struct sockaddr_in6 v6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+		struct rules_verdict as_v6;
+		(void)rules_judge_address(rules, policy, subject, (const struct sockaddr *)&v4, verdict);
+		(void)rules_judge_address(rules, policy, subject, (const struct sockaddr *)&v6, &as_v6);
+		if (severity(as_v6.action) > severity(verdict->action))
+			*verdict = as_v6;
+		if (verdict->action == RULES_ALLOW)
+			verdict->action = RULES_NEEDS_ADDRESSES;
+		return verdict->action;
+	}
 	if (subject->host_is_ip_literal) {
 		/* The address is known: judge it, as the connection will. */
 		struct sockaddr_storage literal = { 0 };

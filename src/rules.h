@@ -174,6 +174,7 @@ struct rules_subject {
 	unsigned protocol;        /* RULE_PROTOCOL_HTTP or RULE_PROTOCOL_SOCKS5 */
 	const char *host;         /* as asked: a name or an IP literal without brackets */
 	bool host_is_ip_literal;
+	bool host_is_loopback_name; /* policy_is_loopback_name(): judged as 127.0.0.1 and ::1, never sent via a parent */
 	unsigned port;
 };
 

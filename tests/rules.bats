@@ -697,3 +697,27 @@ a_tunneld_waits_for_its_client() {
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
 	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
 }
+
+@test "review: a localhost name is judged as loopback, never handed to a parent; another name is, and --explain says the parent judges it" {
+	start_target echo
+	# The parent: another tunneld, on this host, that may reach loopback.
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	local parent=$PROXY_PORT
+	printf 'via http://127.0.0.1:%s to *\n' "$parent" >"$BATS_TEST_TMPDIR/rules"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
+	local name
+	for name in localhost LocalHost. db.localhost; do
+		run raw_request "CONNECT $name:$TARGET_PORT HTTP/1.1\r\n\r\n"
+		[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
+		wait_log "-> $name:$TARGET_PORT status=403 .*rule=1 reason=address in a built-in deny range that the matching rule does not name$"
+	done
+	! grep -q "CONNECT localhost\|-> localhost:.*status=200" "$LOG" || false
+	run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --explain "to=localhost:$TARGET_PORT"
+	[ "$status" -eq 1 ]
+	[ "${lines[1]}" = "localhost names this host's loopback (RFC 6761): judged as 127.0.0.1 and ::1, never sent to a parent" ]
+	[ "${lines[-1]}" = "verdict: deny, line 1" ]
+	run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --explain to=db.partner.example:22
+	[ "$status" -eq 0 ]
+	[ "${lines[-2]}" = "verdict: via http://127.0.0.1:$parent, line 1" ]
+	[ "${lines[-1]}" = "the parent resolves db.partner.example: where it leads, and whether that is allowed, is the parent's policy (the built-in denies apply here to addresses only)" ]
+}
