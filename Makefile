@@ -128,7 +128,9 @@ build/tests/%.so: tests/peers/%.c
 # (and take minutes under ASan), nor package.bats, whose package holds its
 # own build of tunneld: every other file, every parser and every phase.
 SANITIZE_SUITES = $(filter-out tests/burst.bats tests/package.bats tests/sandbox.bats,$(wildcard tests/*.bats))
-SANITIZER_LOG_DIR = $(CURDIR)/build/sanitizer-reports
+# Outside the clone, which the users some tests run tunneld as (xinetd's
+# nobody, systemd's dynamic users) may not be able to enter; one per clone.
+SANITIZER_LOG_DIR = /tmp/tunneld-sanitizer-reports.$(shell id -u).$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
 build/tunneld-asan: $(SOURCES) $(HEADERS) tests/sanitizer-options.c
 	@mkdir -p $(@D)
 	clang $(TUNNELD_CPPFLAGS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -197,4 +199,4 @@ uninstall:
 		$(DESTDIR)$(XINETDDIR)/tunneld
 
 clean:
-	rm -rf tunneld build
+	rm -rf tunneld build $(SANITIZER_LOG_DIR)

@@ -40,6 +40,10 @@ start_bg() {
 
 stop_all() {
 	local pid
+	if [ -f "$BATS_TEST_TMPDIR/shared-dirs" ]; then
+		xargs -r rm -rf <"$BATS_TEST_TMPDIR/shared-dirs"
+		rm -f "$BATS_TEST_TMPDIR/shared-dirs"
+	fi
 	[ -f "$PIDS_FILE" ] || return 0
 	while read -r pid; do
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -286,12 +290,30 @@ STOP_BOUND_MS=100
 if [ -n "${SANITIZER_LOG_DIR:-}" ]; then STOP_BOUND_MS=300; fi
 if [[ "$TUNNELD" == *valgrind* ]]; then STOP_BOUND_MS=1000; fi
 
+# shared_copy FILE: prints the path of a copy of FILE that any user may read
+# and run. A user the tests run tunneld as (xinetd's nobody) may be unable to
+# enter the clone (root's home, a mktemp -d directory, a home that adduser
+# made 0700) or the bats run's own 0700 directory: the copy lives in a
+# directory of its own under /tmp, removed by stop_all.
+shared_copy() {
+	local dir
+	dir=$(mktemp -d /tmp/tunneld-shared.XXXXXX)
+	echo "$dir" >>"$BATS_TEST_TMPDIR/shared-dirs"
+	chmod 755 "$dir"
+	cp -p "$1" "$dir/"
+	chmod a+rX "$dir/${1##*/}"
+	echo "$dir/${1##*/}"
+}
+
 # start_xinetd SERVER_ARGS...: the shipped tunneld.xinetd, port, path and arguments
-# patched, and enabled as the README says.
+# patched, and enabled as the README says. xinetd runs the entry's tunneld as
+# nobody: it gets a copy of $TUNNELD that nobody can reach (shared_copy).
 start_xinetd() {
 	XINETD_PORT=$(free_port)
+	local server
+	server=$(shared_copy "$TUNNELD")
 	sed -e "s|^\(\s*port\s*=\).*|\1 $XINETD_PORT|" \
-		-e "s|^\(\s*server\s*=\).*|\1 $TUNNELD|" \
+		-e "s|^\(\s*server\s*=\).*|\1 $server|" \
 		-e "s|^\(\s*server_args\s*=\).*|\1 $*|" \
 		-e "s|^\(\s*disable\s*=\).*|\1 no\n\tbind = 127.0.0.1|" \
 		"$TOP/tunneld.xinetd" >"$BATS_TEST_TMPDIR/xinetd.conf"

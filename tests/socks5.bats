@@ -307,7 +307,6 @@ chromium_dump() {
 
 @test "xinetd: a SOCKS5 tunnel through the shipped entry, the record in syslog" {
 	start_target sha
-	chmod o+rx "$BATS_TEST_TMPDIR" # xinetd runs tunneld as nobody
 	start_xinetd "${LOOPBACK_POLICY[@]}"
 	run sh -c "printf 'via xinetd' | timeout 10 nc -N -X 5 -x 127.0.0.1:$XINETD_PORT 127.0.0.1 $TARGET_PORT"
 	[ "$output" = "$(printf 'via xinetd' | sha256sum | cut -d' ' -f1) 10" ]
