@@ -1173,7 +1173,17 @@ static void route_by_rules(const struct judged_request *judged, const struct req
 		}
 		route->action = rules_judge_address(&rules, judged->policy, subject, NULL, &route->verdict);
 		explain_line(explaining, "without an address", &route->verdict);
-		route->failure = route->action == RULES_ALLOW ? route->lookup.failure : FAILURE_RULE_DENIED;
+		if (route->action == RULES_VIA) /* a name only the parent knows */
+			return;
+		/*
+		 * Allowed or denied without one, the rules asked for the addresses
+		 * (rules_judge_request() decides first what needs none): the lookup's
+		 * failure is the answer, not the rule that a missing address let match.
+		 */
+		route->action = RULES_NEEDS_ADDRESSES;
+		route->failure = route->lookup.failure;
+		route->verdict = (struct rules_verdict){ .action = RULES_NEEDS_ADDRESSES, .rule = -1,
+							  .why = route->lookup.why };
 		return;
 	}
 	for (struct addrinfo *ai = route->addresses; ai != NULL; ai = ai->ai_next) {
@@ -1269,8 +1279,9 @@ static int open_by_rules(const struct options *options, const struct request *re
 	switch (route.action) {
 	case RULES_VIA:
 		return open_via(route.verdict.rule, request, user, options->connect_timeout_seconds, start_ms);
+	case RULES_NEEDS_ADDRESSES: /* the rules need the addresses, and the lookup has none */
+		refuse(route.lookup.failure, route.lookup.why, route.lookup.dns_rcode, request->authority, user, start_ms);
 	case RULES_DENY:
-	case RULES_NEEDS_ADDRESSES:
 		if (route.failure == FAILURE_NONE)
 			abandon(route.lookup.why, request->authority, user, start_ms);
 		refuse_logging(route.failure, "not allowed by the rules", route.verdict.why, NULL, request->authority, user,
@@ -1278,8 +1289,6 @@ static int open_by_rules(const struct options *options, const struct request *re
 	case RULES_ALLOW:
 		break;
 	}
-	if (route.addresses == NULL) /* allowed, but the lookup failed */
-		refuse(route.lookup.failure, route.lookup.why, route.lookup.dns_rcode, request->authority, user, start_ms);
 	int target = connector_connect(route.addresses, rules_allow_address, &judged, deadline_ms, &outcome);
 	freeaddrinfo(route.addresses);
 	if (target < 0 && outcome.failure == FAILURE_NONE)
@@ -1376,10 +1385,12 @@ static void __attribute__((noreturn)) explain_and_exit(const struct options *opt
 		switch (route.action) {
 		case RULES_ALLOW:
 			allowed = true;
-			if (route.addresses == NULL)
-				(void)printf("verdict: allow, line %u, but the lookup failed: %s\n", line, route.lookup.why);
-			else
-				(void)printf("verdict: allow, line %u\n", line);
+			(void)printf("verdict: allow, line %u\n", line);
+			break;
+		case RULES_NEEDS_ADDRESSES:
+			(void)printf("verdict: %s (the rules need the name's addresses, and the lookup found none: %d, as "
+				     "a tunnel would answer)\n",
+				     route.lookup.why, failure_status(route.lookup.failure));
 			break;
 		case RULES_VIA:
 			allowed = true;
@@ -1391,7 +1402,6 @@ static void __attribute__((noreturn)) explain_and_exit(const struct options *opt
 					     request.host);
 			break;
 		case RULES_DENY:
-		case RULES_NEEDS_ADDRESSES:
 			if (line > 0)
 				(void)printf("verdict: deny, line %u\n", line);
 			else

@@ -194,11 +194,12 @@ check_error() {
 	[ "${lines[0]}" = "request: user=- from=- protocol=http to=www.partner.example:443" ]
 	[ "${lines[1]}" = "before any lookup: via, sent via a parent by a rule, line 1: via socks5://127.0.0.1:1080 to *.partner.example" ]
 	[ "${lines[2]}" = "verdict: via socks5://127.0.0.1:1080, line 1" ]
-	[ "${#lines[@]}" -eq 3 ]
+	[ "${lines[3]}" = "the parent resolves www.partner.example: where it leads, and whether that is allowed, is the parent's policy (the built-in denies apply here to addresses only)" ]
+	[ "${#lines[@]}" -eq 4 ]
 	# localhost is matched by name, but its address is in a built-in deny the rule does not name.
 	run "$TUNNELD" --rules "$file" --explain to=localhost:8080
 	[ "$status" -eq 1 ]
-	[[ $output == *"127.0.0.1: deny, address in a built-in deny range that the matching rule does not name, line 2: allow to localhost port 8000-8999"* ]]
+	[[ $output == *"before any lookup: deny, address in a built-in deny range that the matching rule does not name, line 2: allow to localhost port 8000-8999"* ]]
 	[ "${lines[-1]}" = "verdict: deny, line 2" ]
 	run "$TUNNELD" --rules "$file" --explain to=127.0.0.1:9000 protocol=socks5 from=10.1.2.3
 	[ "$status" -eq 0 ]
@@ -484,7 +485,7 @@ start_hostile_parent() {
 	run timeout 5 "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --chec </dev/zero
 	[ "$output" = "tunneld: $BATS_TEST_TMPDIR/rules OK: 1 rules, 0 groups, 1 parents" ]
 	run timeout 5 "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --expl to=interim.test:443 </dev/zero
-	[ "${lines[-1]}" = "verdict: via http://127.0.0.1:$INTERIM_PORT, line 1" ]
+	[ "${lines[-2]}" = "verdict: via http://127.0.0.1:$INTERIM_PORT, line 1" ]
 
 	printf 'allow to public port 443\ndeny\n' >"$BATS_TEST_TMPDIR/public"
 	for special in '[2001:2::f7f7:f7f7]' '[2001:10::1]' '[3fff::1]' '[2001:db8::1]' '[fd00::1]' 198.18.0.1 100.64.0.1 192.0.0.8; do
@@ -720,4 +721,26 @@ a_tunneld_waits_for_its_client() {
 	[ "$status" -eq 0 ]
 	[ "${lines[-2]}" = "verdict: via http://127.0.0.1:$parent, line 1" ]
 	[ "${lines[-1]}" = "the parent resolves db.partner.example: where it leads, and whether that is allowed, is the parent's policy (the built-in denies apply here to addresses only)" ]
+}
+
+@test "a name that does not resolve, under rules that need its addresses, is a DNS failure (502 dns_error, its rcode), not a refusal; --explain says the same" {
+	no_name_resolves
+	printf 'allow to 127.0.0.1 port 8443\ndeny\n' >"$BATS_TEST_TMPDIR/rules"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
+	run raw_request 'CONNECT nosuchhost.invalid:8443 HTTP/1.1\r\n\r\n'
+	[ "${lines[0]}" = $'HTTP/1.1 502 Bad Gateway\r' ]
+	[[ $output == *$'Proxy-Status: tunneld; error=dns_error; rcode="NXDOMAIN"; details='* ]]
+	wait_log "-> nosuchhost.invalid:8443 status=502 up=0 down=0 duration_ms=[0-9]+ reason=host name does not resolve$"
+	grep -q 'nosuchhost.invalid' "$DNS_LOG"
+	# A name a rule refuses without its addresses is still a refusal, and asks no resolver.
+	printf 'deny to *.invalid\nallow to 127.0.0.1 port 8443\n' >"$BATS_TEST_TMPDIR/rules"
+	: >"$DNS_LOG"
+	run raw_request 'CONNECT other.invalid:8443 HTTP/1.1\r\n\r\n'
+	[ "${lines[0]}" = $'HTTP/1.1 403 Forbidden\r' ]
+	! grep -q 'other.invalid' "$DNS_LOG" || false
+	printf 'allow to 127.0.0.1 port 8443\ndeny\n' >"$BATS_TEST_TMPDIR/rules"
+	run unshare --mount sh -c 'mount --bind "$1" /etc/resolv.conf && exec "$2" --rules "$3" --explain to=nosuchhost.invalid:8443' \
+		sh "$RESOLV_CONF" "$TUNNELD" "$BATS_TEST_TMPDIR/rules"
+	[ "$status" -eq 1 ]
+	[ "${lines[-1]}" = "verdict: host name does not resolve (the rules need the name's addresses, and the lookup found none: 502, as a tunnel would answer)" ]
 }
