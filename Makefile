@@ -186,7 +186,7 @@ install: tunneld
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/tunneld-acceptor.service
 
 # Not part of install: tunneld.socket and xinetd would both want port 3128.
-# The entry arrives with disable = yes; see README, Under xinetd.
+# The entry arrives with disable = yes; see README, "The ways it is used".
 install-xinetd:
 	install -d $(DESTDIR)$(XINETDDIR)
 	sed 's|/usr/local/sbin/tunneld|$(BINDIR)/tunneld|' tunneld.xinetd > $(DESTDIR)$(XINETDDIR)/tunneld

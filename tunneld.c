@@ -118,6 +118,14 @@ struct client {
 static struct client client = { .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1,
 				 .saved_out_flags = -1, .socks5_reply = -1 };
 
+/*
+ * What of the sandbox this kernel refused: a known condition (a container
+ * that forbids Landlock), said in each record's journal fields, or once by
+ * an acceptor for all its tunnels, never as a line of its own per tunnel.
+ */
+static struct sandbox_report sandbox;
+static bool sandbox_gaps_told;
+
 /* The way to the target the policy chose, for the response and the record. */
 static struct {
 	int rule;                /* the deciding rule of the rules file, or -1 */
@@ -152,6 +160,7 @@ static void usage(FILE *stream)
 		      "      --max-tunnels N         tunnels at once; more are turned away (default 256)\n"
 		      "      --max-tunnels-per-source N  tunnels at once from one address, 0 = any (default 32)\n"
 		      "      --exit-idle-time SEC    exit after this long with no tunnel, 0 = never (default 0)\n"
+		      "      --reload PID            ask the acceptor PID to reload, wait for its answer (ExecReload=)\n"
 		      "  -h, --help                  this text\n"
 		      "  -V, --version               the version\n"
 		      "\n"
@@ -242,7 +251,7 @@ static void __attribute__((noreturn, format(printf, 1, 2))) exit_usage(const cha
 }
 
 enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE, OPTION_MAX_TUNNELS, OPTION_MAX_TUNNELS_PER_SOURCE,
-       OPTION_EXIT_IDLE_TIME };
+       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD };
 
 static const struct option long_options[] = {
 	{ "allow-port", required_argument, NULL, 'p' },
@@ -265,6 +274,7 @@ static const struct option long_options[] = {
 	{ "max-tunnels", required_argument, NULL, OPTION_MAX_TUNNELS },
 	{ "max-tunnels-per-source", required_argument, NULL, OPTION_MAX_TUNNELS_PER_SOURCE },
 	{ "exit-idle-time", required_argument, NULL, OPTION_EXIT_IDLE_TIME },
+	{ "reload", required_argument, NULL, OPTION_RELOAD },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -295,8 +305,8 @@ static bool wants_offline_mode(int argc, char **argv, const struct option *optio
 			match = option;
 			matches++;
 		}
-		if (matches == 1 &&
-		    (match->val == OPTION_CHECK || match->val == OPTION_EXPLAIN || match->val == OPTION_COMPILE))
+		if (matches == 1 && (match->val == OPTION_CHECK || match->val == OPTION_EXPLAIN ||
+				     match->val == OPTION_COMPILE || match->val == OPTION_RELOAD))
 			return true;
 	}
 	return false;
@@ -402,6 +412,9 @@ static void parse_options(int argc, char **argv, struct options *options)
 				(unsigned)count;
 			break;
 		}
+		case OPTION_RELOAD:
+			signals_finishing();
+			exit(acceptor_request_reload(optarg));
 		case OPTION_EXIT_IDLE_TIME:
 			if (parse_seconds(optarg, 0, TIMEOUT_MAX_SECONDS, &options->acceptor.exit_idle_seconds) < 0)
 				exit_usage("bad --exit-idle-time '%s': want whole seconds, 0-86400", optarg);
@@ -781,6 +794,7 @@ static void __attribute__((noreturn)) finish(const struct connection_record *rec
 		full.socks5_reply = client.socks5_reply;
 		full.via = hop.via;
 		full.rule_line = rules_line(&rules, hop.rule);
+		full.sandbox = sandbox.why[0] != '\0' && !sandbox_gaps_told ? sandbox.why : NULL;
 		log_connection(&full);
 	}
 	signals_finished();
@@ -1309,7 +1323,12 @@ static int open_by_rules(const struct options *options, const struct request *re
 
 static void __attribute__((noreturn)) check_and_exit(const struct options *options)
 {
+	char gaps[sizeof(sandbox.why)];
+
 	signals_finishing();
+	/* On stdout, with "OK": for a person; an acceptor's reload check, which closes stdout, says nothing. */
+	if (sandbox_probe(gaps, sizeof(gaps)))
+		(void)printf("tunneld: note: %s: tunnels run without it (tunneld(8) \"Sandbox\")\n", gaps);
 	if (options->rules_path == NULL) {
 		(void)printf("tunneld: options OK (no rules file)\n");
 		exit(EXIT_SUCCESS);
@@ -1469,6 +1488,11 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &options); /* -l re-runs log_setup as soon as it is parsed */
 	config_file_unpin(); /* a reload's copies of the files are read */
 	if (listeners > 0) {
+		/* Said once, for every tunnel; the tunnels' records say it no more. */
+		char gaps[sizeof(sandbox.why)];
+		if (sandbox_probe(gaps, sizeof(gaps)))
+			log_notice_f("acceptor: %s: every tunnel runs without it (tunneld(8) \"Sandbox\")", gaps);
+		sandbox_gaps_told = true;
 		/* Options and their files are read once, here; each child has them as they were at its fork. */
 		client.in = client.out = acceptor_run(3, listeners, &options.acceptor, argv, &original_mask);
 		start_ms = clock_now_ms();
@@ -1476,10 +1500,9 @@ int main(int argc, char **argv)
 	identify_client();
 	make_client_nonblocking();
 	/* Before the client's first byte: whatever it sends meets a process that can do little else. */
-	static struct sandbox_report sandbox;
 	sandbox_enter(&sandbox);
-	if (sandbox.why[0] != '\0')
-		log_error(sandbox.why);
+	if (sandbox.why[0] != '\0' && !sandbox_gaps_told && !log_has_fields())
+		log_notice(sandbox.why); /* the record cannot carry it as a field of its own */
 
 	/* Read and parse the head, after the load balancer's PROXY header if there is one. */
 	int64_t head_deadline_ms = start_ms + (int64_t)options.header_timeout_seconds * 1000;

@@ -32,6 +32,7 @@
 #include "config_file.h"
 #include "log.h"
 #include "signals.h"
+#include "systemd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,6 +71,15 @@
 #define ORPHANS_MAX 1024               /* an earlier acceptor's tunnels a stop can end at once */
 /* The table handed across a reload's exec: "pid/address[/ended],..." */
 #define TUNNELS_VARIABLE "TUNNELD_ACCEPTOR_TUNNELS"
+/*
+ * `tunneld --reload PID` (the unit's ExecReload=) asks with sigqueue(SIGHUP)
+ * and waits for RELOAD_ANSWER_SIGNAL from the acceptor: value 0, it
+ * reloaded; 1, it refused. Those waiting are handed across the exec too.
+ */
+#define RELOAD_ANSWER_SIGNAL SIGUSR2
+#define RELOAD_WAITERS_VARIABLE "TUNNELD_ACCEPTOR_RELOAD_WAITERS"
+#define RELOAD_WAITERS_MAX 16
+#define RELOAD_WAIT_MAX_MS (RELOAD_CHECK_MAX_MS + 10000)
 
 struct tunnel {
 	pid_t pid;
@@ -111,9 +121,16 @@ static volatile sig_atomic_t child_exited;
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t restart_requested;
 static volatile sig_atomic_t reload_requested;
+/* Written by the handler, which runs only inside ppoll(), and read outside it: never both at once. */
+static pid_t reload_waiters[RELOAD_WAITERS_MAX];
+static volatile sig_atomic_t reload_waiter_count;
 
-static void note_signal(int signal_number)
+static void note_signal(int signal_number, siginfo_t *info, void *context)
 {
+	(void)context;
+	if (signal_number == SIGHUP && info != NULL && info->si_code == SI_QUEUE && info->si_pid > 0 &&
+	    reload_waiter_count < RELOAD_WAITERS_MAX)
+		reload_waiters[reload_waiter_count++] = info->si_pid;
 	switch (signal_number) {
 	case SIGCHLD:
 		child_exited = 1;
@@ -136,7 +153,7 @@ static const int acceptor_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR
 /* Blocks the acceptor's signals and installs its handler; *wait_mask lets them through. */
 static void acceptor_signals_setup(sigset_t *wait_mask)
 {
-	struct sigaction action = { .sa_handler = note_signal, .sa_flags = SA_NOCLDSTOP };
+	struct sigaction action = { .sa_sigaction = note_signal, .sa_flags = SA_NOCLDSTOP | SA_SIGINFO };
 	sigset_t blocked;
 
 	(void)sigemptyset(&blocked);
@@ -447,6 +464,41 @@ static int accept_waiting(int listener, const struct acceptor_limits *limits, st
 
 /* ---- reload: check, then execute ourselves again ---- */
 
+/* Tells each `tunneld --reload` waiting how the reload ended. */
+static void answer_reload_waiters(bool reloaded)
+{
+	for (sig_atomic_t i = 0; i < reload_waiter_count; i++)
+		(void)sigqueue(reload_waiters[i], RELOAD_ANSWER_SIGNAL, (union sigval){ .sival_int = reloaded ? 0 : 1 });
+	reload_waiter_count = 0;
+}
+
+/* A reload that will not happen: said in the log, to those waiting, and to the manager (READY again). */
+static void refuse_reload(void)
+{
+	answer_reload_waiters(false);
+	(void)systemd_notify("READY=1\nSTATUS=reload refused; serving with the options it had");
+}
+
+/*
+ * A file handed over as a credential is systemd's copy, made when the
+ * service started: a reload would check and serve that copy, however the
+ * file it was loaded from has changed since.
+ */
+static bool refuse_reload_of_credentials(const struct acceptor_limits *limits)
+{
+	for (size_t i = 0; i < 2; i++) {
+		if (limits->files[i] == NULL || !config_file_is_credential(limits->files[i]))
+			continue;
+		log_errorf("acceptor: reload refused: %s is a credential (LoadCredential=), which systemd copies only when "
+			   "the service starts, so a reload cannot see an edit; restart the service instead (systemctl "
+			   "restart: its tunnels run on), or let the acceptor read the file itself (tunneld(8) ACCEPTOR)",
+			   limits->files[i]);
+		refuse_reload();
+		return true;
+	}
+	return false;
+}
+
 static void start_reload_check(char **argv, const struct acceptor_limits *limits)
 {
 	static char check[] = "--check";
@@ -454,8 +506,11 @@ static void start_reload_check(char **argv, const struct acceptor_limits *limits
 	const char *resolved[2];
 	int argc = 0;
 
+	if (refuse_reload_of_credentials(limits))
+		return;
 	while (argv[argc] != NULL)
 		argc++;
+	(void)systemd_notify("RELOADING=1\nSTATUS=checking a reload");
 	for (size_t i = 0; i < 2; i++)
 		resolved[i] = limits->files[i] != NULL ? config_file_resolve(limits->files[i], paths[i], sizeof(paths[i])) : NULL;
 	config_file_pin(resolved, 2);
@@ -480,6 +535,7 @@ static void start_reload_check(char **argv, const struct acceptor_limits *limits
 		log_errorf("acceptor: reload: cannot fork the check: %s; still serving with the options it had",
 			   strerror(errno));
 		config_file_unpin();
+		refuse_reload();
 	}
 	reload_check_deadline_ms = clock_now_ms() + RELOAD_CHECK_MAX_MS;
 	reload_check_killed = false;
@@ -517,6 +573,23 @@ static char *tunnels_text(void)
 		used += (size_t)n;
 	}
 	return text;
+}
+
+/* Those that waited for the reload that executed this process: they are told once it serves. */
+static void adopt_reload_waiters(void)
+{
+	const char *text = getenv(RELOAD_WAITERS_VARIABLE);
+
+	for (const char *at = text; at != NULL && *at != '\0' && reload_waiter_count < RELOAD_WAITERS_MAX;) {
+		char *end = NULL;
+		long pid = strtol(at, &end, 10);
+		if (end == at)
+			break;
+		if (pid > 1 && pid <= INT32_MAX)
+			reload_waiters[reload_waiter_count++] = (pid_t)pid;
+		at = *end == ',' ? end + 1 : end;
+	}
+	(void)unsetenv(RELOAD_WAITERS_VARIABLE);
 }
 
 /*
@@ -572,6 +645,7 @@ static void adopt_tunnels(void)
 	char message[96];
 	(void)snprintf(message, sizeof(message), "acceptor: reloaded; %u tunnels carried on", live_count);
 	log_notice(message);
+	adopt_reload_waiters();
 }
 
 /* Returns only when the exec failed: the acceptor serves on as it was. */
@@ -582,6 +656,8 @@ static void reexecute(int first_fd, int count, char **argv)
 
 	if (table == NULL) {
 		log_error("acceptor: reload: out of memory; still serving with the options it had");
+		config_file_unpin();
+		refuse_reload();
 		return;
 	}
 	/* A connection waiting for a slot is not handed across; it gets its record. */
@@ -592,6 +668,12 @@ static void reexecute(int first_fd, int count, char **argv)
 	(void)setenv("LISTEN_PID", number, 1);
 	(void)setenv(TUNNELS_VARIABLE, table, 1);
 	free(table);
+	char waiters[RELOAD_WAITERS_MAX * 12] = "";
+	for (sig_atomic_t i = 0; i < reload_waiter_count; i++) {
+		size_t used = strlen(waiters);
+		(void)snprintf(waiters + used, sizeof(waiters) - used, "%s%ld", i > 0 ? "," : "", (long)reload_waiters[i]);
+	}
+	(void)setenv(RELOAD_WAITERS_VARIABLE, waiters, 1);
 	for (int fd = first_fd; fd < first_fd + count; fd++)
 		(void)fcntl(fd, F_SETFD, 0);
 	(void)execv("/proc/self/exe", argv);
@@ -599,9 +681,11 @@ static void reexecute(int first_fd, int count, char **argv)
 	for (int fd = first_fd; fd < first_fd + count; fd++)
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	(void)unsetenv(TUNNELS_VARIABLE);
+	(void)unsetenv(RELOAD_WAITERS_VARIABLE);
 	config_file_unpin();
 	log_errorf("acceptor: reload: cannot execute /proc/self/exe: %s; still serving with the options it had",
 		   strerror(error));
+	refuse_reload();
 }
 
 static void finish_reload(int status, int first_fd, int count, char **argv)
@@ -614,6 +698,7 @@ static void finish_reload(int status, int first_fd, int count, char **argv)
 	if (!reload_check_killed) /* when it was, the kill said so */
 		log_error("acceptor: reload refused: the options or their files do not check (tunneld --check says "
 			  "why, above); still serving with the options it had");
+	refuse_reload();
 }
 
 /* ---- stop ---- */
@@ -701,9 +786,11 @@ static void __attribute__((noreturn)) stop_tunnels(const sigset_t *wait_mask)
 	int64_t deadline_ms = clock_now_ms() + STOP_GRACE_MS;
 	bool killed = false;
 
+	(void)systemd_notify("STOPPING=1");
 	turn_away_waiting("turned away: the acceptor is stopping");
 	if (reload_check_pid > 0)
 		(void)kill(reload_check_pid, SIGKILL);
+	answer_reload_waiters(false);
 	unsigned orphan_count = open_orphaned_tunnels(orphan_fds, ORPHANS_MAX);
 	for (unsigned i = 0; i < tunnel_count; i++)
 		(void)kill(tunnels[i].pid, SIGTERM);
@@ -808,6 +895,9 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		if (flags >= 0)
 			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	}
+	/* Serving from here: systemctl start (Type=notify) returns now, and a reload waited for is done. */
+	(void)systemd_notify("READY=1\nSTATUS=accepting");
+	answer_reload_waiters(true);
 
 	for (;;) {
 		bool reload_checked = false;
@@ -819,6 +909,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			stop_tunnels(&wait_mask);
 		if (restart_requested) {
 			turn_away_waiting("turned away: the acceptor is restarting");
+			answer_reload_waiters(false);
 			exit(EXIT_SUCCESS);
 		}
 		if (reload_checked && reload_check_superseded) {
@@ -890,5 +981,44 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			}
 			idle_since_ms = clock_now_ms();
 		}
+	}
+}
+
+int acceptor_request_reload(const char *pid_text)
+{
+	char *end = NULL;
+	long pid = strtol(pid_text, &end, 10);
+	sigset_t answer;
+	siginfo_t info;
+
+	if (end == pid_text || *end != '\0' || pid <= 1 || pid > INT32_MAX) {
+		(void)fprintf(stderr, "tunneld: --reload: '%s' is not an acceptor's pid\n", pid_text);
+		return 2;
+	}
+	(void)sigemptyset(&answer);
+	(void)sigaddset(&answer, RELOAD_ANSWER_SIGNAL);
+	(void)sigprocmask(SIG_BLOCK, &answer, NULL); /* before asking: an answer cannot come too early */
+	if (sigqueue((pid_t)pid, SIGHUP, (union sigval){ .sival_int = 0 }) < 0) {
+		(void)fprintf(stderr, "tunneld: --reload: cannot signal %ld: %s\n", pid, strerror(errno));
+		return 1;
+	}
+	int64_t deadline_ms = clock_now_ms() + RELOAD_WAIT_MAX_MS;
+	for (;;) {
+		int64_t left_ms = deadline_ms - clock_now_ms();
+		struct timespec timeout = { .tv_sec = (time_t)(left_ms / 1000), .tv_nsec = (long)(left_ms % 1000) * 1000000L };
+		if (left_ms <= 0 || sigtimedwait(&answer, &info, &timeout) < 0) {
+			if (left_ms > 0 && errno == EINTR)
+				continue;
+			(void)fprintf(stderr, "tunneld: --reload: no answer from %ld within %d s\n", pid,
+				      RELOAD_WAIT_MAX_MS / 1000);
+			return 1;
+		}
+		if (info.si_pid != (pid_t)pid || info.si_code != SI_QUEUE)
+			continue; /* not the acceptor's answer */
+		if (info.si_value.sival_int == 0)
+			return 0;
+		(void)fprintf(stderr, "tunneld: --reload: the acceptor refused the reload, and serves on with the "
+				      "options it had; its log says why\n");
+		return 1;
 	}
 }

@@ -36,4 +36,12 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
  */
 void acceptor_tunnel_ended(void);
 
+/*
+ * `tunneld --reload PID`, for the unit's ExecReload=: asks the acceptor PID
+ * to reload and waits for its answer, so that systemctl reload returns when
+ * the reload is done and fails when it was refused. The exit status: 0
+ * reloaded, 1 refused or no answer, 2 not a pid.
+ */
+int acceptor_request_reload(const char *pid_text);
+
 #endif

@@ -109,20 +109,24 @@ int auth_load(struct auth *auth, const char *path, char *why, size_t why_size)
 	size_t len;
 	unsigned line_number = 0;
 
+	char name_buffer[512];
+
 	auth->user_count = 0;
-	path = config_file_resolve(path, full_path, sizeof(full_path));
-	if (path == NULL) {
+	const char *resolved = config_file_resolve(path, full_path, sizeof(full_path));
+	if (resolved == NULL) {
 		(void)snprintf(why, why_size, "auth file path too long");
 		return -1;
 	}
-	if (read_file(path, text, sizeof(text) - 1, &len) < 0) {
-		(void)snprintf(why, why_size, "cannot read auth file %s: %s", path,
-			       errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+	const char *name = config_file_name(path, resolved, name_buffer, sizeof(name_buffer));
+	if (read_file(resolved, text, sizeof(text) - 1, &len) < 0) {
+		int error = errno;
+		(void)snprintf(why, why_size, "cannot read auth file %s: %s%s", name,
+			       error == EFBIG ? "larger than 64 KiB" : strerror(error), config_file_hint(error));
 		return -1;
 	}
 	text[len] = '\0';
 	if (memchr(text, '\0', len) != NULL) {
-		(void)snprintf(why, why_size, "auth file %s is not text", path);
+		(void)snprintf(why, why_size, "auth file %s is not text", name);
 		return -1;
 	}
 	char *saveptr = NULL;
@@ -134,12 +138,12 @@ int auth_load(struct auth *auth, const char *path, char *why, size_t why_size)
 			line[--line_len] = '\0';
 		if (line_len == 0 || line[0] == '#')
 			continue;
-		(void)snprintf(location, sizeof(location), "auth file %s line %u", path, line_number);
+		(void)snprintf(location, sizeof(location), "auth file %s line %u", name, line_number);
 		if (parse_line(auth, line, location, why, why_size) < 0)
 			return -1;
 	}
 	if (auth->user_count == 0) {
-		(void)snprintf(why, why_size, "auth file %s has no users", path);
+		(void)snprintf(why, why_size, "auth file %s has no users", name);
 		return -1;
 	}
 	return 0;

@@ -28,6 +28,25 @@ const char *config_file_resolve(const char *path, char *out, size_t size)
 	return out;
 }
 
+bool config_file_is_credential(const char *path)
+{
+	return path[0] != '/' && getenv("CREDENTIALS_DIRECTORY") != NULL;
+}
+
+const char *config_file_name(const char *path, const char *resolved, char *out, size_t size)
+{
+	if (!config_file_is_credential(path))
+		return resolved;
+	(void)snprintf(out, size, "credential %s (LoadCredential=%s:...)", path, path);
+	return out;
+}
+
+const char *config_file_hint(int error)
+{
+	return error == EACCES ? " (the service's user may not read it: hand it over with LoadCredential=, tunneld(8) EXAMPLES)"
+			       : "";
+}
+
 /* An fd the environment names is trusted only if it is one of ours: a memory file, sealed. */
 static bool is_pinned_copy(int fd)
 {

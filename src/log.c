@@ -422,6 +422,17 @@ void log_notice(const char *message)
 	log_about_tunneld(LOG_NOTICE, message);
 }
 
+void log_notice_f(const char *format, ...)
+{
+	char message[512];
+	va_list args;
+
+	va_start(args, format);
+	(void)vsnprintf(message, sizeof(message), format, args); // NOLINT(clang-analyzer-valist.Uninitialized)
+	va_end(args);
+	log_notice(message);
+}
+
 /* PRIORITY by outcome: a tunnel is routine, a refusal notable, an upstream failure a warning. */
 static int record_priority(int status)
 {
@@ -483,6 +494,7 @@ void log_connection(const struct connection_record *record)
 	char client_field[FIELD_MAX_BYTES + 32], target_field[FIELD_MAX_BYTES + 32], user_field[FIELD_MAX_BYTES + 32];
 	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
 	char protocol_field[32], reply_field[32], via_field[FIELD_MAX_BYTES + 32], rule_field[32];
+	char sandbox_field[FIELD_MAX_BYTES + 32];
 	char via[FIELD_MAX_BYTES], route_text[FIELD_MAX_BYTES + 48] = "";
 	bool socks5 = record->protocol != NULL && strcmp(record->protocol, "socks5") == 0;
 	char *fields[12] = { client_field, target_field, status_field, up_field, down_field, duration_field,
@@ -541,7 +553,18 @@ void log_connection(const struct connection_record *record)
 		(void)snprintf(rule_field, sizeof(rule_field), "TUNNELD_RULE=%u", record->rule_line);
 		fields[field_count++] = rule_field;
 	}
+	if (record->sandbox != NULL) {
+		char sandbox[FIELD_MAX_BYTES];
+		escape(record->sandbox, false, sandbox, sizeof(sandbox));
+		(void)snprintf(sandbox_field, sizeof(sandbox_field), "TUNNELD_SANDBOX=%s", sandbox);
+		fields[field_count++] = sandbox_field;
+	}
 	emit(active_target, record_priority(record->status), line, fields, field_count);
+}
+
+bool log_has_fields(void)
+{
+	return active_target == LOG_TARGET_JOURNAL && journal_is_there();
 }
 
 /* "a.b.c.d:port" or "[v6]:port" from an address in network byte order. */

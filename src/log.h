@@ -6,6 +6,7 @@
 #define TUNNELD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <stddef.h>
@@ -29,6 +30,7 @@ struct connection_record {
 	const char *peer;       /* the address connected (the target's, or the parent's), or NULL */
 	const char *via;        /* the parent proxy's URL, never with a login, or NULL: direct */
 	unsigned rule_line;     /* the rules file's line that decided, or 0 */
+	const char *sandbox;    /* what of the sandbox this kernel refused, as sandbox_enter() says it, or NULL */
 };
 
 /* "file:/absolute/path" is LOG_TARGET_FILE, its path kept for log_setup(). */
@@ -51,8 +53,12 @@ void log_errorf(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void log_verrorf(const char *format, va_list args) __attribute__((format(printf, 1, 0)));
 /* A line about tunneld that is news, not trouble (the acceptor reloaded): priority notice. */
 void log_notice(const char *message);
+void log_notice_f(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 void log_connection(const struct connection_record *record);
+
+/* Do records go to the journal, whose structured fields can carry what a line does not? */
+bool log_has_fields(void);
 
 /*
  * For a process that must not stall on its log (the acceptor): each line

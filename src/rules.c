@@ -722,30 +722,35 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 	size_t held = 0, total = 0;
 	bool skipping = false; /* the rest of a line too long to hold */
 
+	static char name_buffer[512];
+
 	errors->count = 0;
 	empty(rules);
-	path = config_file_resolve(path, full_path, sizeof(full_path));
-	if (path == NULL) {
+	const char *resolved = config_file_resolve(path, full_path, sizeof(full_path));
+	if (resolved == NULL) {
 		(void)rules_error(errors, "rules file path too long");
 		return errors->count;
 	}
+	const char *name = config_file_name(path, resolved, name_buffer, sizeof(name_buffer));
 	rules->source = NULL;
-	rules->path = cursor.name = path;
-	int fd = config_file_open(path);
+	rules->path = resolved;
+	cursor.name = name;
+	int fd = config_file_open(resolved);
 	if (fd < 0) {
-		(void)rules_error(errors, "cannot open rules file %s: %s", path, strerror(errno));
+		int error = errno;
+		(void)rules_error(errors, "cannot open rules file %s: %s%s", name, strerror(error), config_file_hint(error));
 		return errors->count;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		(void)rules_error(errors, "rules file %s: not a regular file", path);
+		(void)rules_error(errors, "rules file %s: not a regular file", name);
 		(void)close(fd);
 		return errors->count;
 	}
 	char magic[RULES_IMAGE_MAGIC_BYTES];
 	if (pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && rules_image_is(magic, sizeof(magic))) {
-		(void)rules_image_read(rules, fd, (size_t)st.st_size, path, errors);
+		(void)rules_image_read(rules, fd, (size_t)st.st_size, name, errors);
 		(void)close(fd);
-		return rules_refuse_exposed_secret(rules, st.st_mode, path, errors);
+		return rules_refuse_exposed_secret(rules, st.st_mode, name, errors);
 	}
 	prefault_for(rules, (size_t)st.st_size, buffer, sizeof(buffer));
 	/* Read through one small buffer, a line at a time: the file is never held whole. */
@@ -754,12 +759,12 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			(void)rules_error(errors, "cannot read rules file %s: %s", path, strerror(errno));
+			(void)rules_error(errors, "cannot read rules file %s: %s", name, strerror(errno));
 			break;
 		}
 		total += (size_t)n;
 		if (total > RULES_FILE_MAX_BYTES) {
-			(void)rules_error(errors, "rules file %s: larger than %zu bytes", path, RULES_FILE_MAX_BYTES);
+			(void)rules_error(errors, "rules file %s: larger than %zu bytes", name, RULES_FILE_MAX_BYTES);
 			break;
 		}
 		held += (size_t)n;
@@ -783,7 +788,7 @@ unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *
 			break;
 	}
 	(void)close(fd);
-	return rules_refuse_exposed_secret(rules, st.st_mode, path, errors);
+	return rules_refuse_exposed_secret(rules, st.st_mode, name, errors);
 }
 
 unsigned rules_refuse_exposed_secret(const struct rules *rules, unsigned mode, const char *path,

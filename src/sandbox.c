@@ -386,6 +386,31 @@ static void drop_capabilities(void)
 	(void)syscall(SYS_capset, &header, none);
 }
 
+/*
+ * What sandbox_enter() would find missing, found without entering it: the
+ * Landlock ABI asked for, and a seccomp filter load that the kernel would
+ * take answered with EFAULT for the program it is not given.
+ */
+bool sandbox_probe(char *why, size_t size)
+{
+	char landlock_why[80] = "", seccomp_why[80] = "";
+
+	why[0] = '\0';
+	if (syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) < 1)
+		(void)snprintf(landlock_why, sizeof(landlock_why), "no Landlock (%s)", strerror(errno));
+#ifdef SANDBOX_AUDIT_ARCH
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0) == 0 || errno != EFAULT)
+		(void)snprintf(seccomp_why, sizeof(seccomp_why), "no seccomp filter (%s)", strerror(errno));
+#elif !defined(SANITIZER_LOG_DIR)
+	(void)snprintf(seccomp_why, sizeof(seccomp_why), "no seccomp filter for this architecture");
+#endif
+	if (landlock_why[0] == '\0' && seccomp_why[0] == '\0')
+		return false;
+	(void)snprintf(why, size, "sandbox: %s%s%s", landlock_why, landlock_why[0] != '\0' && seccomp_why[0] != '\0' ? "; " : "",
+		       seccomp_why);
+	return true;
+}
+
 void sandbox_enter(struct sandbox_report *report)
 {
 	char landlock_why[80] = "", seccomp_why[80] = "";

@@ -26,6 +26,13 @@ struct sandbox_report {
 void sandbox_enter(struct sandbox_report *report);
 
 /*
+ * What sandbox_enter() would not put in place here, in why (the same words
+ * as report->why), without entering anything: for an acceptor, which says
+ * it once for all its tunnels, and for --check. False when nothing is missing.
+ */
+bool sandbox_probe(char *why, size_t size);
+
+/*
  * Once the target is connected, on every thread: no new socket but AF_UNIX
  * (the journal's datagram), no connect() (log_connect_ahead() first), no new
  * thread, no further filter. Only after sandbox_enter() put its filter in

@@ -28,3 +28,9 @@ int systemd_journal_sendv(const struct iovec *iov, int n)
 	LAZY_FUNCTION(journal_sendv, &libsystemd, LIBSYSTEMD, sd_journal_sendv);
 	return journal_sendv != NULL ? journal_sendv(iov, n) : -ENOSYS;
 }
+
+int systemd_notify(const char *state)
+{
+	LAZY_FUNCTION(notify, &libsystemd, LIBSYSTEMD, sd_notify);
+	return notify != NULL ? notify(0, state) : -ENOSYS;
+}

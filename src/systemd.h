@@ -10,5 +10,6 @@
 int systemd_listen_fds(int unset_environment);
 int systemd_is_socket(int fd, int family, int type, int listening);
 int systemd_journal_sendv(const struct iovec *iov, int n);
+int systemd_notify(const char *state); /* sd_notify(0, state): > 0 sent, 0 no manager listens */
 
 #endif

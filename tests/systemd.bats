@@ -160,13 +160,13 @@ access_lines() {
 	[ "$(in_manager cat /var/log/tunneld/access.log 2>/dev/null | wc -l)" -eq "$1" ]
 }
 
-@test "the README's log file drop-in: every instance appends its squid-format record to one file" {
+@test "the man page's log file drop-in (tunneld(8) EXAMPLES): every instance appends its squid-format record to one file" {
 	start_target echo
 	local port
 	port=$(free_port)
 	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 \
 		--log=file:/var/log/tunneld/access.log --log-format=squid
-	# As README "Logs for the tools you have" says: one dynamic user for every instance, and its log directory.
+	# As tunneld(8) EXAMPLES says: one dynamic user for every instance, and its log directory.
 	printf 'User=tunneld\nLogsDirectory=tunneld\n' >>"$BATS_TEST_TMPDIR/units/tunneld@.service"
 	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
 	for n in 1 2 3; do
@@ -175,4 +175,21 @@ access_lines() {
 	done
 	run in_manager cat /var/log/tunneld/access.log
 	[ "$(grep -cE "^[0-9]{10}\.[0-9]{3} +[0-9]+ 127\.0\.0\.1 TCP_TUNNEL/200 1 CONNECT 127\.0\.0\.1:$TARGET_PORT - HIER_DIRECT/127\.0\.0\.1 -$" <<<"$output")" -eq 3 ]
+}
+
+@test "a kernel that refuses Landlock: each record says it in TUNNELD_SANDBOX, and no line of its own doubles the journal" {
+	start_target echo
+	local port n
+	port=$(free_port)
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	printf 'BindReadOnlyPaths=%s:/usr/local/lib/old-kernel.so\nEnvironment=LD_PRELOAD=/usr/local/lib/old-kernel.so ASAN_OPTIONS=verify_asan_link_order=0\n' \
+		"$TOP/build/tests/old-kernel.so" >>"$BATS_TEST_TMPDIR/units/tunneld@.service"
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	for n in 1 2; do
+		[ "$(printf "t$n" | timeout 10 nc -N -X connect -x "127.0.0.1:$port" 127.0.0.1 "$TARGET_PORT")" = "t$n" ]
+	done
+	wait_for "two records" records_at_least 2
+	[ "$(journal_field 0 TUNNELD_SANDBOX)" = "sandbox: no Landlock (Function not implemented); no seccomp filter (Invalid argument)" ]
+	[ "$(journal_field 1 TUNNELD_SANDBOX)" = "sandbox: no Landlock (Function not implemented); no seccomp filter (Invalid argument)" ]
+	[ "$(tunneld_records cat | wc -l)" -eq 2 ]
 }
