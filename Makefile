@@ -43,7 +43,7 @@ TEST_PACKAGES = $(BUILD_PACKAGES) dpkg-dev debhelper lintian bats curl socat net
 	squid tinyproxy microsocks dante-server
 
 .PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test deps-deb deb \
-	fuzz fuzz-check sanitize-check valgrind-check bench
+	fuzz fuzz-check sanitize-check valgrind-check bench mutants
 
 all: tunneld
 
@@ -152,6 +152,11 @@ valgrind-check: tunneld $(TEST_PRELOADS)
 
 test: tunneld $(TEST_PRELOADS)
 	scripts/run-bats tests/
+
+# The mutation pass, not part of check: each mutant of tests/mutants.list
+# built and run against the tests of its area; a survivor fails it.
+mutants: deps-test tunneld $(TEST_PRELOADS)
+	scripts/mutants
 
 lint:
 	clang-tidy --quiet $(SOURCES) -- $(TUNNELD_CPPFLAGS) 2>&1 | { grep -v 'warnings generated' || true; }; \

@@ -174,3 +174,22 @@ PY
 	echo "SIGTERM to record while hashing: $took ms" >&3
 	[ "$took" -lt "$STOP_BOUND_MS" ]
 }
+
+@test "a name is a user only whole: ali and alicex with alice's password get 407 unknown user, over HTTP and SOCKS5" {
+	start_target http
+	start_proxy "${LOOPBACK_POLICY[@]}" --auth-file="$AUTH_FILE"
+	local name
+	for name in ali alicex Alice ''; do
+		run curl -s --max-time 10 -o /dev/null -w '%{http_connect}' -p -x "http://127.0.0.1:$PROXY_PORT" \
+			--proxy-user "$name:wonder land" "http://127.0.0.1:$TARGET_PORT/"
+		[ "$output" = 407 ] || { echo "HTTP $name: $output" >&2; return 1; }
+		run curl -s --max-time 10 -o /dev/null -w '%{exitcode}' -U "$name:wonder land" \
+			-x "socks5h://127.0.0.1:$PROXY_PORT" "http://127.0.0.1:$TARGET_PORT/"
+		[ "$output" = 97 ] || { echo "SOCKS5 $name: curl exit $output" >&2; return 1; }
+	done
+	[ "$(grep -c 'status=407 .*reason=unknown user$' "$LOG")" -eq 6 ]
+	[ "$(grep -c 'status=407 .*protocol=socks5 .*reason=unknown user$' "$LOG")" -eq 3 ]
+	# alice whole is alice.
+	run curl -sS --max-time 10 -p -x "http://127.0.0.1:$PROXY_PORT" --proxy-user 'alice:wonder land' "http://127.0.0.1:$TARGET_PORT/"
+	[ "$output" = "hello through the tunnel" ]
+}

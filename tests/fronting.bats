@@ -68,6 +68,23 @@ PY
 	wait_log "status=- .*reason=PROXY v2 header larger than 536 bytes"
 }
 
+@test "a PROXY v2 header whose address block is too short for its family is refused: no CONNECT byte is read as an address" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}" --proxy-protocol
+	# TCP4 declaring 8 bytes where its addresses and ports take 12, TCP6 declaring 32 where they take 36;
+	# a parser that took them would read the ports from the CONNECT that follows, and answer it.
+	run sh -c "{ printf '\r\n\r\n\0\r\nQUIT\n\041\021\000\010'; printf '\300\000\002\007\177\000\000\001'; \
+		printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping'; } | timeout 10 nc -N 127.0.0.1 $PROXY_PORT"
+	[ -z "$output" ]
+	wait_log "-> - status=- up=0 down=0 duration_ms=[0-9]+ reason=PROXY v2 TCP4 address block too short$"
+	run sh -c "{ printf '\r\n\r\n\0\r\nQUIT\n\041\041\000\040'; head -c 32 /dev/zero; \
+		printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping'; } | timeout 10 nc -N 127.0.0.1 $PROXY_PORT"
+	[ -z "$output" ]
+	wait_log "-> - status=- up=0 down=0 duration_ms=[0-9]+ reason=PROXY v2 TCP6 address block too short$"
+	[ "$(grep -c ' -> ' "$LOG")" -eq 2 ]
+	! grep -q "status=200\|192\.0\.2\.7" "$LOG" || false
+}
+
 @test "the PROXY header counts against the header timeout" {
 	start_proxy "${LOOPBACK_POLICY[@]}" --proxy-protocol --header-timeout=1
 	run sh -c "{ printf 'PROXY TCP4 192.0.2.1'; sleep 3; } | timeout 10 nc 127.0.0.1 $PROXY_PORT"

@@ -185,6 +185,47 @@ fe80::1                            denied denied
 	diff -u <(awk '{ print $1, $3 }' <<<"$table") <(printf '%s\n' "$output")
 }
 
+# Each built-in deny at its first and last address, and just outside it, under the default rules.
+BUILTIN_EDGES_TABLE='
+0.0.0.0                            denied
+0.255.255.255                      denied
+1.0.0.0                            tried
+126.255.255.255                    tried
+127.0.0.0                          denied
+127.255.255.255                    denied
+128.0.0.0                          tried
+169.253.255.255                    tried
+169.254.0.0                        denied
+169.254.255.255                    denied
+169.255.0.0                        tried
+223.255.255.255                    tried
+224.0.0.0                          denied
+239.255.255.255                    denied
+240.0.0.0                          tried
+255.255.255.254                    tried
+255.255.255.255                    denied
+::                                 denied
+::1                                denied
+fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff tried
+fe80::                             denied
+fe80::1                            denied
+fe80:0:0:1::1                      denied
+febf::1                            denied
+febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff denied
+fec0::                             tried
+feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff tried
+ff00::                             denied
+ff02::1                            denied
+ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff denied
+'
+
+@test "each built-in deny holds to its last address and no further: fe80::/10 is all of link-local, not fe80::/64" {
+	local table
+	table=$(printf '%s\n' "$BUILTIN_EDGES_TABLE" | sed '/^$/d')
+	run verdicts <<<"$table"
+	diff -u <(awk '{ print $1, $2 }' <<<"$table") <(printf '%s\n' "$output")
+}
+
 @test "--nat64-prefix: a site's own NAT64 prefix, at its RFC 6052 length, carries IPv4 too" {
 	# The second address carries 10.0.0.5 at a /48 prefix's place, and 192.0.2.1 in its last 32 bits.
 	local table='2001:db8:64::10.0.0.5

@@ -125,6 +125,27 @@ echo_both_ways() {
 	wait_log "status=200 up=4 down=4 duration_ms=[12][0-9]{3} reason=idle timeout"
 }
 
+@test "traffic holds the idle timeout off: a ping every half second for 4 s through --idle-timeout=2 all come back" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}" --idle-timeout=2
+	run timeout 20 "$PYTHON" - "$PROXY_PORT" "$TARGET_PORT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n" % sys.argv[2].encode())
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += s.recv(1)
+echoed = 0
+for n in range(8):
+    s.sendall(b"p")
+    if s.recv(1) == b"p":
+        echoed += 1
+    time.sleep(0.5)
+print("echoed", echoed)
+PY
+	[ "$output" = "echoed 8" ]
+}
+
 @test "without an idle timeout a quiet tunnel stays up" {
 	start_target echo
 	start_proxy "${LOOPBACK_POLICY[@]}"

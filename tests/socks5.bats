@@ -88,7 +88,13 @@ closed_at_header_timeout() {
 @test "every reply code and the case that produces it, over pipes in a network namespace of its own" {
 	# In the namespace: loopback only, 198.51.100.0/24 explicitly unreachable, a resolver that is not there.
 	printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$BATS_TEST_TMPDIR/resolv.conf"
+	printf 'deny to 127.0.0.1\n' >"$BATS_TEST_TMPDIR/deny.rules"
+	printf 'allow to allowed.example\n' >"$BATS_TEST_TMPDIR/none.rules"
+	printf 'alow to x\n' >"$BATS_TEST_TMPDIR/broken.rules"
 	cat >"$BATS_TEST_TMPDIR/cases" <<CASES
+0x02 403 denied by a rule|--rules=$BATS_TEST_TMPDIR/deny.rules|$CONNECT$(socks_ipv4 443)
+0x02 403 no rule matches|--rules=$BATS_TEST_TMPDIR/none.rules|$CONNECT$(socks_name other.example 443)
+0x01 500 $BATS_TEST_TMPDIR/broken.rules:1:1: expected allow, deny, via or group, found 'alow'|--rules=$BATS_TEST_TMPDIR/broken.rules|$CONNECT$(socks_ipv4 443)
 0x02 403 port not allowed|--allow-dest=127.0.0.0/8|$CONNECT$(socks_ipv4 80)
 0x02 403 host not allowed|--allow-host=*.allowed.example|$CONNECT$(socks_name other.example 443)
 0x02 403 every address of the target is denied by the destination rules||$CONNECT$(socks_ipv4 443)
@@ -115,7 +121,7 @@ CASES
 		while IFS="|" read -r expected options request; do
 			reply=$(printf "$(sed "s/../\\\\x&/g" <<<"$GREETING$request")" |
 				timeout 10 "$TUNNELD" --log=stderr $options 2>"$LOG.case" | od -An -v -tx1 | tr -d " \n")
-			echo "case $expected: reply $reply; $(grep -v "^tunneld: sandbox: " "$LOG.case")"
+			echo "case $expected: reply $reply; $(grep -e " -> " "$LOG.case")"
 		done <"$2"' _ "$BATS_TEST_TMPDIR/resolv.conf" "$BATS_TEST_TMPDIR/cases"
 	echo "$output"
 	local n=0
@@ -125,10 +131,13 @@ CASES
 		local status=${rest%% *} why=${rest#* }
 		local line
 		line=$(sed -n "${n}p" <<<"$output")
-		[[ "$line" == "case $expected: reply 0500$(REFUSED_WITH "${code#0x}"); tunneld: - -> "*" status=$status "*" protocol=socks5 reply=$code reason=$why"* ]] ||
+		# A rule's refusal names the rule's line between the reply and the reason.
+		local rule=""
+		[ "$why" != "denied by a rule" ] || rule="rule=1 "
+		[[ "$line" == "case $expected: reply 0500$(REFUSED_WITH "${code#0x}"); tunneld: - -> "*" status=$status "*" protocol=socks5 reply=$code ${rule}reason=$why" ]] ||
 			{ echo "case $n does not match: $line" >&2; return 1; }
 	done <"$BATS_TEST_TMPDIR/cases"
-	[ "$n" -eq 19 ]
+	[ "$n" -eq 22 ]
 }
 
 # in_empty_netns COMMAND...: COMMAND in a network namespace of its own, only loopback up.

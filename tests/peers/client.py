@@ -26,9 +26,27 @@ usage:
 
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import sys
+
+# Every mode is bounded by this, its children included: a tunneld that
+# hangs must fail the test, not hold it (its fd 2 is the test's output).
+BOUND_SECONDS = 15
+children = []
+
+
+def spawn(command, **streams):
+    child = subprocess.Popen(command, **streams)
+    children.append(child)
+    return child
+
+
+def give_up(signal_number, frame):
+    for child in children:
+        child.kill()
+    raise SystemExit("timed out after %d s" % BOUND_SECONDS)
 
 
 def read_head(sock_or_fd, read):
@@ -66,7 +84,7 @@ def after_target_eof(proxy_port, host, port):
 def pipe_after_target_eof(argv):
     split = argv.index("--")
     command, (host, port) = argv[:split], argv[split + 1:]
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    child = spawn(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     child.stdin.write(b"CONNECT %s:%s HTTP/1.1\r\n\r\n" % (host.encode(), port.encode()))
     child.stdin.flush()
     read_head(child.stdout, child.stdout.read)
@@ -85,7 +103,7 @@ def pipe_flags(argv):
     # Keep the child's ends open here too: they share the open file
     # descriptions (and so the O_NONBLOCK flag) with the child's fd 0 and 1.
     before = (fcntl.fcntl(to_child_r, fcntl.F_GETFL), fcntl.fcntl(from_child_w, fcntl.F_GETFL))
-    child = subprocess.Popen(command, stdin=to_child_r, stdout=from_child_w)
+    child = spawn(command, stdin=to_child_r, stdout=from_child_w)
     os.write(to_child_w, b"CONNECT %s:%s HTTP/1.1\r\n\r\nthrough two pipes\n" % (host.encode(), port.encode()))
     os.close(to_child_w)
     reply = b""
@@ -110,7 +128,7 @@ def on_one_socket(request, command, with_stderr):
     of that end before and after."""
     ours, theirs = socket.socketpair()
     before = fcntl.fcntl(theirs.fileno(), fcntl.F_GETFL)
-    child = subprocess.Popen(command, stdin=theirs, stdout=theirs, stderr=theirs if with_stderr else None)
+    child = spawn(command, stdin=theirs, stdout=theirs, stderr=theirs if with_stderr else None)
     ours.sendall(eval(request))
     ours.shutdown(socket.SHUT_WR)
     reply = read_to_eof(ours)
@@ -132,6 +150,8 @@ def inetd(request, command):
 
 
 def main():
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(BOUND_SECONDS)
     if sys.argv[1] == "after-target-eof":
         after_target_eof(*sys.argv[2:5])
     elif sys.argv[1] == "pipe-after-target-eof":
