@@ -25,6 +25,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <string.h>
@@ -41,6 +44,9 @@
  * 64 KiB default serves.
  */
 #define RELAY_PIPE_BYTES (1024 * 1024)
+#define RESET_PROGRESS_CHECK_MS 1000 /* a peer slowly taking what is left: is it taking any? */
+#define RESET_ACK_WAIT_MS 1000       /* for the bytes in flight, once all are sent */
+#define RESET_ACK_CHECK_MS 5
 
 struct direction {
 	int from;
@@ -202,13 +208,64 @@ void relay_end_output(int fd, int flags_to_restore)
  * process's exit or, under systemd, the manager's close of its copy). A
  * pipe can only be closed.
  */
-static void finish(struct direction *d, const struct relay_endpoints *ends)
+/*
+ * Before a reset: what was written to fd is delivered first, since a reset
+ * discards all the peer has not yet acknowledged (a FIN would have let the
+ * kernel deliver it after exit). Sent first: with TCP_NOTSENT_LOWAT of 1,
+ * POLLOUT means nothing is left unsent, an event, waited for as long as
+ * the peer keeps taking bytes within the idle timeout, as any tunnel waits
+ * for a slow reader. Then acknowledged, which no event tells: asked every
+ * few milliseconds, RESET_ACK_WAIT_MS at most. A stop signal, or the peer
+ * gone, ends the wait. Not TCP (a unix socket): nothing to wait for.
+ */
+static void deliver_before_reset(int fd, int idle_timeout_ms)
+{
+	int one = 1, queued = 0, last_queued = -1;
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &one, sizeof(one)) < 0)
+		return;
+	int64_t idle_deadline_ms = idle_timeout_ms > 0 ? clock_now_ms() + idle_timeout_ms : 0;
+	for (;;) {
+		struct pollfd out = { .fd = fd, .events = POLLOUT };
+		int wait_ms = RESET_PROGRESS_CHECK_MS;
+		if (idle_deadline_ms != 0 && clock_poll_timeout(idle_deadline_ms) < wait_ms)
+			wait_ms = clock_poll_timeout(idle_deadline_ms);
+		if (signals_stop_requested())
+			return;
+		int ready = signals_poll(&out, 1, wait_ms);
+		if (ready > 0 && (out.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+			return;
+		if (ready > 0)
+			break;
+		if (ready < 0 && errno != EINTR)
+			return;
+		if (ioctl(fd, SIOCOUTQ, &queued) < 0)
+			return;
+		if (queued != last_queued && idle_timeout_ms > 0)
+			idle_deadline_ms = clock_now_ms() + idle_timeout_ms; /* the peer took some: not idle */
+		else if (idle_deadline_ms != 0 && clock_now_ms() >= idle_deadline_ms)
+			return;
+		last_queued = queued;
+	}
+	int64_t ack_deadline_ms = clock_now_ms() + RESET_ACK_WAIT_MS;
+	while (!signals_stop_requested() && ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 &&
+	       clock_poll_timeout(ack_deadline_ms) > 0) {
+		struct pollfd gone = { .fd = fd, .events = 0 };
+		if (signals_poll(&gone, 1, RESET_ACK_CHECK_MS) > 0)
+			return;
+	}
+}
+
+static void finish(struct direction *d, const struct relay_endpoints *ends, int idle_timeout_ms)
 {
 	static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 
-	if (d->source_failed && setsockopt(d->to, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) == 0) {
-		d->done = true;
-		return;
+	if (d->source_failed && is_socket(d->to)) {
+		deliver_before_reset(d->to, idle_timeout_ms);
+		if (setsockopt(d->to, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) == 0) {
+			d->done = true;
+			return;
+		}
 	}
 	relay_end_output(d->to, d->to == ends->client_out ? ends->client_out_flags : -1);
 	d->done = true;
@@ -253,7 +310,7 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 		for (size_t i = 0; i < 2; i++) {
 			struct direction *d = directions[i];
 			if (!d->done && d->source_done && d->pending == 0)
-				finish(d, ends);
+				finish(d, ends, idle_timeout_ms);
 			bool want_read = !d->source_done && has_room(d);
 			bool want_write = !d->done && d->pending > 0;
 			fds[2 * i] = (struct pollfd){ .fd = want_read ? d->from : -1, .events = POLLIN };

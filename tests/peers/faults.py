@@ -13,8 +13,9 @@ stalled peer asks ("is the sender still blocked after 2 s?").
 Scenarios:
   urgent-up          the client sends before-, one byte as urgent data, after
   urgent-down        the target sends hello-, one byte as urgent data, world, closes
-  reset-from-client  the client sends data, then resets the connection
-  reset-from-target  the target sends data, then resets the connection
+  reset-from-client  the client sends 1 MiB, and once the proxy has taken it
+                     all, resets the connection; the target reads only then
+  reset-from-target  the same from the target
   client-stalls      the target sends until it blocks while the client reads
                      nothing; then the client reads everything
   target-stalls      the same the other way
@@ -27,10 +28,13 @@ Scenarios:
                      sending until its connection fails
   both-close         both half-close at once, with nothing sent
 """
+import fcntl
 import select
 import signal
 import socket
+import struct
 import sys
+import termios
 
 BOUND_SECONDS = 20
 MIB = 1024 * 1024
@@ -147,13 +151,23 @@ def urgent_down(client, target):
     say("client: received %s, then %s" % (data.decode(), how))
 
 
+def acknowledged(sock):
+    """Waits until the peer has acknowledged every byte sock sent (SIOCOUTQ 0), BOUND_SECONDS at most."""
+    for _ in range(BOUND_SECONDS * 100):
+        if struct.unpack("i", fcntl.ioctl(sock, termios.TIOCOUTQ, b"\0" * 4))[0] == 0:
+            return
+        select.select([], [], [], 0.01)
+    raise SystemExit("the proxy never took what was sent")
+
+
 def reset_from(sender, receiver, sender_name, receiver_name):
-    sender.sendall(b"data")
-    say("%s: received %s" % (receiver_name, recv_exactly(receiver, 4).decode()))
+    # 1 MiB, more than the socket buffers hold: the proxy has taken it all,
+    # and much of it waits in the proxy when the sender resets.
+    sender.sendall(b"d" * MIB)
+    acknowledged(sender)
     reset(sender)
     data, how = ending(receiver)
-    say("%s: %s%s" % (receiver_name, data.decode(), how))
-    del sender_name
+    say("%s: received %d bytes from the %s, then %s" % (receiver_name, len(data), sender_name, how))
 
 
 def stalls(reader, sender, reader_name, sender_name):
