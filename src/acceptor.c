@@ -78,6 +78,8 @@
  */
 #define RELOAD_ANSWER_SIGNAL SIGUSR2
 #define RELOAD_WAITERS_VARIABLE "TUNNELD_ACCEPTOR_RELOAD_WAITERS"
+/* The channel tunnels tell their end by, handed across a reload's exec: "READ_FD,WRITE_FD". */
+#define ENDINGS_VARIABLE "TUNNELD_ACCEPTOR_ENDINGS"
 #define RELOAD_WAITERS_MAX 16
 #define RELOAD_WAIT_MAX_MS (RELOAD_CHECK_MAX_MS + 10000)
 
@@ -90,10 +92,10 @@ struct tunnel {
 
 /* A connection over a limit, waiting LIMIT_WAIT_MS for a slot. */
 struct waiting {
-	int fd;
-	struct sockaddr_storage from;
-	struct tunnel source;
 	int64_t since_ms;
+	struct sockaddr_storage from;
+	int fd;
+	struct tunnel source;
 };
 
 static struct tunnel *tunnels;       /* every child not yet reaped, live or ending */
@@ -250,9 +252,10 @@ static void read_endings(void)
 {
 	for (int round = 0; round < ENDINGS_PER_WAKEUP; round++) {
 		char byte;
+		/* Aligned as a cmsghdr, and room for one SCM_CREDENTIALS. */
 		union {
 			struct cmsghdr header;
-			char space[CMSG_SPACE(sizeof(struct ucred))];
+			char space[CMSG_SPACE(sizeof(struct ucred))]; // cppcheck-suppress unusedStructMember
 		} control;
 		struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
 		struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
@@ -674,14 +677,22 @@ static void reexecute(int first_fd, int count, char **argv)
 		(void)snprintf(waiters + used, sizeof(waiters) - used, "%s%ld", i > 0 ? "," : "", (long)reload_waiters[i]);
 	}
 	(void)setenv(RELOAD_WAITERS_VARIABLE, waiters, 1);
+	/* The channel goes across too: the tunnels carried on still tell their end by it. */
+	(void)snprintf(number, sizeof(number), "%d,%d", endings[0], endings[1]);
+	(void)setenv(ENDINGS_VARIABLE, number, 1);
 	for (int fd = first_fd; fd < first_fd + count; fd++)
 		(void)fcntl(fd, F_SETFD, 0);
+	(void)fcntl(endings[0], F_SETFD, 0);
+	(void)fcntl(endings[1], F_SETFD, 0);
 	(void)execv("/proc/self/exe", argv);
 	int error = errno;
 	for (int fd = first_fd; fd < first_fd + count; fd++)
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(endings[0], F_SETFD, FD_CLOEXEC);
+	(void)fcntl(endings[1], F_SETFD, FD_CLOEXEC);
 	(void)unsetenv(TUNNELS_VARIABLE);
 	(void)unsetenv(RELOAD_WAITERS_VARIABLE);
+	(void)unsetenv(ENDINGS_VARIABLE);
 	config_file_unpin();
 	log_errorf("acceptor: reload: cannot execute /proc/self/exe: %s; still serving with the options it had",
 		   strerror(error));
@@ -761,9 +772,11 @@ static unsigned open_orphaned_tunnels(int *pidfds, unsigned capacity)
 	}
 	if (list == NULL)
 		return 0;
-	long pid;
-	while (count < capacity && fscanf(list, "%ld", &pid) == 1) {
-		if (pid <= 0 || pid > INT32_MAX || pid == (long)getpid() || find_tunnel((pid_t)pid) != NULL)
+	char line[32];
+	while (count < capacity && fgets(line, sizeof(line), list) != NULL) {
+		char *end = NULL;
+		long pid = strtol(line, &end, 10);
+		if (end == line || pid <= 0 || pid > INT32_MAX || pid == (long)getpid() || find_tunnel((pid_t)pid) != NULL)
 			continue;
 		int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 		if (pidfd >= 0)
@@ -850,10 +863,42 @@ static void become_tunnel(int first_fd, int count, const sigset_t *original_mask
 	restore_child_signals(original_mask);
 }
 
+/* An fd the environment names is taken only if it is what the acceptor made: a unix datagram socket. */
+static bool is_ending_socket(int fd)
+{
+	int domain = 0, type = 0;
+	socklen_t len = sizeof(int);
+
+	return fd > STDERR_FILENO && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX &&
+	       (len = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) == 0 && type == SOCK_DGRAM;
+}
+
+/* The pair a reload handed over, if it is one; true when taken. */
+static bool adopt_endings(void)
+{
+	const char *text = getenv(ENDINGS_VARIABLE);
+	char *comma = NULL, *end = NULL;
+	long read_end = text != NULL ? strtol(text, &comma, 10) : -1;
+	long write_end = comma != NULL && *comma == ',' ? strtol(comma + 1, &end, 10) : -1;
+	bool taken = end != NULL && *end == '\0' && read_end < INT32_MAX && write_end < INT32_MAX &&
+		     is_ending_socket((int)read_end) && is_ending_socket((int)write_end);
+
+	(void)unsetenv(ENDINGS_VARIABLE);
+	if (!taken)
+		return false;
+	endings[0] = (int)read_end;
+	endings[1] = (int)write_end;
+	(void)fcntl(endings[0], F_SETFD, FD_CLOEXEC);
+	(void)fcntl(endings[1], F_SETFD, FD_CLOEXEC);
+	return true;
+}
+
 static void open_endings(void)
 {
 	int on = 1;
 
+	if (adopt_endings())
+		return;
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, endings) < 0 ||
 	    setsockopt(endings[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0) {
 		log_errorf("acceptor: cannot open the channel tunnels end by: %s", strerror(errno));

@@ -532,7 +532,7 @@ client: received !world, then eof" ]
 	start_target echo
 	# The acceptor's fd 2 a full pipe nobody reads; one tunnel held, so the next connections are turned away and recorded.
 	cat >"$BATS_TEST_TMPDIR/stuck.py" <<'PY'
-import fcntl, os, socket, subprocess, sys, time
+import fcntl, os, signal, socket, subprocess, sys, time
 tunneld, target = sys.argv[1:3]
 full, sink = os.pipe()
 fcntl.fcntl(sink, fcntl.F_SETFL, os.O_NONBLOCK)
@@ -564,10 +564,21 @@ def tunnel(word, timeout=10):
     return s, "echoed"
 held, verdict = tunnel(b"held")
 print("held", verdict, flush=True)
-# Over the limit: each waits its second, is turned away, and its record meets the full pipe.
-turned = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
-for s in turned:
-    print("turned away", "closed" if s.recv(1) == b"" else "answered", flush=True)
+if len(sys.argv) > 3 and sys.argv[3] == "reload":
+    # Reloaded with the tunnel held: it is carried on, and its end must still free its slot.
+    os.kill(proc.pid, signal.SIGHUP)
+    for _ in range(1000):
+        if b"TUNNELD_ACCEPTOR_TUNNELS=" in open("/proc/%d/environ" % proc.pid, "rb").read():
+            break
+        time.sleep(0.01)
+    else:
+        sys.exit("no reload")
+    print("reloaded", flush=True)
+else:
+    # Over the limit: each waits its second, is turned away, and its record meets the full pipe.
+    turned = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    for s in turned:
+        print("turned away", "closed" if s.recv(1) == b"" else "answered", flush=True)
 held.close()  # its slot frees once its child says so, though its own record is stuck in the pipe too
 _, verdict = tunnel(b"after")
 print("next tunnel", verdict, flush=True)
@@ -587,6 +598,15 @@ PY
 turned away closed
 turned away closed
 turned away closed
+next tunnel echoed
+stopped in time" ]
+	# Across a reload: the tunnel carried on still says when it ended, its process stuck on its record.
+	stop_all
+	start_target echo
+	start_bg sh -c 'exec "$@" >"$0"' "$BATS_TEST_TMPDIR/seen" "$PYTHON" "$BATS_TEST_TMPDIR/stuck.py" "$TUNNELD" "$TARGET_PORT" reload
+	WAIT_TENTHS=300 wait_for "the stop" grep -q '^stop' "$BATS_TEST_TMPDIR/seen" || { cat "$BATS_TEST_TMPDIR/seen" >&2; false; }
+	[ "$(cat "$BATS_TEST_TMPDIR/seen")" = "held echoed
+reloaded
 next tunnel echoed
 stopped in time" ]
 }
