@@ -60,6 +60,9 @@ PY
 	run raw_request 'PROXY TCP4 999.1.1.1 127.0.0.1 1 2\r\nCONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n'
 	[ -z "$output" ]
 	wait_log "status=- .*reason=malformed PROXY v1 address or port"
+	run raw_request 'PROXY TCP4 192.0.2.1 127.0.0.1 1 2\nCONNECT 127.0.0.1:443 HTTP/1.1\r\n\r\n'
+	[ -z "$output" ]
+	wait_log "status=- .*reason=PROXY v1 line does not end in CRLF"
 	run sh -c "printf 'PROXY TCP4 %0200d\r\n' 0 | timeout 10 nc -N 127.0.0.1 $PROXY_PORT"
 	[ -z "$output" ]
 	wait_log "status=- .*reason=PROXY v1 line longer than 107 bytes"

@@ -120,6 +120,11 @@ assert_refusal() {
 		run raw_request "$request"
 		assert_refusal 400 "Bad Request" http_request_error || { echo "request: $request" >&2; return 1; }
 	done
+	# A folded field is refused as one, whether it folds with a space or a tab.
+	[ "$(grep -c 'status=400 .*reason=obsolete line folding in header field$' "$LOG")" -eq 1 ]
+	run raw_request 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nX: a\r\n\tfolded\r\n\r\n'
+	assert_refusal 400 "Bad Request" http_request_error
+	wait_for "two folds refused" eval '[ "$(grep -c "status=400 .*reason=obsolete line folding in header field$" "$LOG")" -eq 2 ]'
 }
 
 @test "505 for an HTTP major version other than 1" {

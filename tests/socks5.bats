@@ -83,6 +83,12 @@ closed_at_header_timeout() {
 	# The login is RFC 1929's: version 1, and a failure is answered 0x01 before the close.
 	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT 050102 0105616c69636503626164 2>/dev/null | od -An -tx1 | tr -d ' \n'"
 	[ "$output" = 05020101 ]
+	# A NUL in the user or the password is refused as such: "ali\0ce" is not taken for ali.
+	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT 050102 0106616c690063650b776f6e646572206c616e64 2>/dev/null | od -An -tx1 | tr -d ' \n'"
+	[ "$output" = 05020101 ]
+	run sh -c "$PYTHON '$PEERS/socks5.py' $PROXY_PORT 050102 0105616c6963650c776f6e64657200206c616e64 2>/dev/null | od -An -tx1 | tr -d ' \n'"
+	[ "$output" = 05020101 ]
+	wait_for "two NUL refusals" eval '[ "$(grep -c -- "-> - status=407 .* protocol=socks5 reason=SOCKS5 login holds a NUL byte$" "$LOG")" -eq 2 ]'
 }
 
 @test "every reply code and the case that produces it, over pipes in a network namespace of its own" {
