@@ -30,10 +30,10 @@ HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
-SOURCES = tunneld.c src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
-	src/signals.c \
-	src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/upstream.c src/sandbox.c src/acceptor.c \
-	src/config_file.c
+SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/ending.c \
+	src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
+	src/signals.c src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/rules_file.c \
+	src/upstream.c src/sandbox.c src/acceptor.c src/config_file.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
@@ -95,10 +95,10 @@ build/fuzz/request_fuzzer: fuzz/request_fuzzer.c src/request.c src/request.h
 build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/config_file.c src/lazy.c src/signals.c src/auth.h \
 	src/config_file.h src/lazy.h src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
-build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/response.h
-build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/config_file.c src/policy.c src/request.c \
-	src/upstream.c src/connector.c src/signals.c src/rules.h src/rules_image.h src/config_file.h src/policy.h \
-	src/upstream.h src/connector.h
+build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/failure.h
+build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/rules_file.c src/config_file.c src/policy.c \
+	src/request.c src/upstream.c src/connector.c src/signals.c src/rules.h src/rules_image.h src/rules_file.h \
+	src/config_file.h src/policy.h src/upstream.h src/connector.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)

@@ -10,6 +10,7 @@
  * choose, and must be refused or judged with, never crash.
  */
 #include "../src/rules.h"
+#include "../src/rules_file.h"
 #include "../src/rules_image.h"
 #include "../src/upstream.h"
 
@@ -114,7 +115,7 @@ static void compare_with_streamed(const uint8_t *data, size_t size)
 		abort();
 	unsigned count = rules_load(&streamed, path, &streamed_errors);
 	if (rules_image_is(data, size)) {
-		/* rules_load() maps it as an image: its own checks decide; as text, its first line is no rule. */
+		/* rules_load() reads it as an image: its own checks decide; as text, its first line is no rule. */
 		if (errors.count == 0)
 			__builtin_trap();
 		if (count == 0)

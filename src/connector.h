@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 
 #include "request.h"
-#include "response.h"
+#include "failure.h"
 
 #define HAPPY_EYEBALLS_DELAY_MS 250   /* RFC 8305 §5 "Connection Attempt Delay" */
 #define CONNECT_ADDRESSES_MAX 32      /* addresses tried per request, at most */

@@ -9,7 +9,7 @@
  *	deny
  *
  * The parser and the judge are pure: text in, a table out; a table and a
- * request in, a verdict out. No I/O but rules_load(), so both can be
+ * request in, a verdict out. No I/O (rules_file.h reads the file), so both can be
  * fuzzed and explained without a connection.
  */
 #ifndef TUNNELD_RULES_H
@@ -152,11 +152,20 @@ unsigned rules_parse(struct rules *rules, const char *text, size_t len, const ch
 		     struct rules_errors *errors);
 
 /*
- * Reads path (relative paths from $CREDENTIALS_DIRECTORY, as --auth-file)
- * and parses it, or maps it when it is a compiled image (rules_image.h). A file that names a parent's password must not be readable
- * by group or others. Returns the number of errors, each in errors.
+ * The same, for a text read a piece at a time (rules_file.c): begin, then
+ * feed each piece read, which parses its complete lines (all of it when
+ * final) and returns the bytes it took; a line too long for the caller's
+ * buffer is given whole to rules_text_line(), which says so.
  */
-unsigned rules_load(struct rules *rules, const char *path, struct rules_errors *errors);
+struct rules_text {
+	struct rules *rules;
+	struct rules_errors *errors;
+	const char *name;
+	unsigned line_number;
+};
+void rules_text_begin(struct rules_text *text, struct rules *rules, const char *name, struct rules_errors *errors);
+size_t rules_text_feed(struct rules_text *text, const char *buffer, size_t len, bool final);
+void rules_text_line(struct rules_text *text, const char *line, size_t len);
 
 /* One more error, kept while there is room ("NAME:..." as the caller words it); the error count. */
 unsigned __attribute__((format(printf, 2, 3))) rules_error(struct rules_errors *errors, const char *format, ...);
@@ -212,7 +221,5 @@ enum rules_action rules_judge_address(const struct rules *rules, const struct po
 /* The source line of rule index (for records and --explain), or 0. */
 unsigned rules_line(const struct rules *rules, int rule);
 
-/* The text of line number (1-based) of the parsed source, without its newline and with any password as ***, into out. */
-void rules_line_text(const struct rules *rules, unsigned number, char *out, size_t size);
 
 #endif

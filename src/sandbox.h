@@ -10,11 +10,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define SANDBOX_WHY_MAX_BYTES 160
+
 struct sandbox_report {
 	bool no_new_privs;
 	bool seccomp;             /* the system call allow-list is in force */
 	int landlock_abi;         /* 0: the kernel has no Landlock, or refused it */
-	char why[160];            /* what could not be put in place, for one log line; empty when all was */
+	char why[SANDBOX_WHY_MAX_BYTES]; /* what could not be put in place, for one log line; empty when all was */
 };
 
 /*

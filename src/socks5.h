@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 
 #include "request.h"
-#include "response.h"
+#include "failure.h"
 
 #define SOCKS5_VERSION 0x05
 #define SOCKS5_LOGIN_VERSION 0x01         /* RFC 1929 §2 */

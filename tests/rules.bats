@@ -172,6 +172,16 @@ check_error() {
 	run sh -c "timeout 10 '$PYTHON' '$PEERS/socks5.py' $PROXY_PORT 050100 0501000309612e6578616d706c6501bb 2>/dev/null | od -An -tx1 | tr -d ' \n'"
 	[ "$output" = "050005010001000000000000" ]
 	wait_log "-> a.example:443 status=500 up=0 down=0 duration_ms=[0-9]+ protocol=socks5 reply=0x01 reason=$BATS_TEST_TMPDIR/rules:2:12"
+	# With a password file that is fine, no login is asked on the way to the same answer.
+	htpasswd -bBC 4 -c "$BATS_TEST_TMPDIR/users" alice secret 2>/dev/null
+	stop_all
+	: >"$LOG"
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules" --auth-file "$BATS_TEST_TMPDIR/users"
+	run sh -c "timeout 10 '$PYTHON' '$PEERS/socks5.py' $PROXY_PORT 050100 0501000309612e6578616d706c6501bb 2>/dev/null | od -An -tx1 | tr -d ' \n'"
+	[ "$output" = "050005010001000000000000" ]
+	wait_log "-> a.example:443 status=500 up=0 down=0 duration_ms=[0-9]+ protocol=socks5 reply=0x01 reason=$BATS_TEST_TMPDIR/rules:2:12"
+	stop_all
+	start_proxy --rules "$BATS_TEST_TMPDIR/rules"
 	# Fixed in place, the next connection reads it.
 	printf 'allow to 127.0.0.1 port %s\n' "$(free_port)" >"$BATS_TEST_TMPDIR/rules"
 	start_target echo
@@ -710,13 +720,25 @@ a_tunneld_waits_for_its_client() {
 	for name in localhost LocalHost. db.localhost; do
 		run raw_request "CONNECT $name:$TARGET_PORT HTTP/1.1\r\n\r\n"
 		[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
-		wait_log "-> $name:$TARGET_PORT status=403 .*rule=1 reason=address in a built-in deny range that the matching rule does not name$"
+		wait_log "-> $name:$TARGET_PORT status=403 .* reason=no rule matches$"
 	done
 	! grep -q "CONNECT localhost\|-> localhost:.*status=200" "$LOG" || false
 	run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --explain "to=localhost:$TARGET_PORT"
 	[ "$status" -eq 1 ]
 	[ "${lines[1]}" = "localhost names this host's loopback (RFC 6761): judged as 127.0.0.1 and ::1, never sent to a parent" ]
-	[ "${lines[-1]}" = "verdict: deny, line 1" ]
+	[ "${lines[-1]}" = "verdict: deny, no rule matches" ]
+	# Nor when a rule sends loopback itself to a parent, nor when the local resolver maps the name elsewhere.
+	printf 'via http://127.0.0.1:%s to 127.0.0.0/8, ::1\nallow to 127.0.0.0/8, ::1 port 1-65535\nvia http://127.0.0.1:%s to public\n' \
+		"$parent" "$parent" >"$BATS_TEST_TMPDIR/loopback.rules"
+	printf '127.0.0.1 localhost\n192.0.2.1 far.localhost\n' >"$BATS_TEST_TMPDIR/hosts"
+	run unshare --mount sh -c 'mount --bind "$1" /etc/hosts && exec "$2" --rules "$3" --explain to=localhost:"$4"' \
+		sh "$BATS_TEST_TMPDIR/hosts" "$TUNNELD" "$BATS_TEST_TMPDIR/loopback.rules" "$TARGET_PORT"
+	[ "$status" -eq 0 ]
+	[ "${lines[-1]}" = "verdict: allow, line 2" ]
+	run unshare --mount sh -c 'mount --bind "$1" /etc/hosts && exec "$2" --rules "$3" --explain to=far.localhost:443' \
+		sh "$BATS_TEST_TMPDIR/hosts" "$TUNNELD" "$BATS_TEST_TMPDIR/loopback.rules"
+	[ "$status" -eq 1 ]
+	[[ "${lines[-1]}" == "verdict: deny"* ]]
 	run "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --explain to=db.partner.example:22
 	[ "$status" -eq 0 ]
 	[ "${lines[-2]}" = "verdict: via http://127.0.0.1:$parent, line 1" ]

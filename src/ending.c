@@ -1,0 +1,125 @@
+/*
+ * ending: every way a tunnel ends (tunnel.h). A refusal is answered in the
+ * client's protocol from the wire table (response.c) or SOCKS5's replies,
+ * the connection closed gracefully, and the record written last.
+ */
+#include "tunnel.h"
+
+#include "acceptor.h"
+#include "clock.h"
+#include "response.h"
+#include "signals.h"
+
+#include <unistd.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TUNNELD_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TUNNELD_ASAN)
+#define TUNNELD_ASAN 1
+#endif
+#ifdef TUNNELD_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define RESPONSE_WRITE_TIMEOUT_MS 5000
+
+long tunnel_elapsed_ms(const struct tunnel *tunnel)
+{
+	return (long)(clock_now_ms() - tunnel->start_ms);
+}
+
+/*
+ * The flags go first: a syslog socket opened by the log could take a
+ * closed fd 1's number.
+ */
+void tunnel_end(struct tunnel *tunnel, const struct connection_record *record)
+{
+	acceptor_tunnel_ended();
+	signals_finishing();
+	client_restore_flags(&tunnel->client);
+	if (record != NULL) {
+		struct connection_record full = *record;
+		full.protocol = tunnel->client.protocol == PROTOCOL_SOCKS5 ? "socks5" : "http";
+		full.socks5_reply = tunnel->client.socks5_reply;
+		full.via = tunnel->hop.via;
+		full.rule_line = rules_line(tunnel->rules, tunnel->hop.rule);
+		full.sandbox = tunnel->sandbox_gaps;
+		log_connection(&full);
+	}
+	signals_finished();
+	/* Nothing is left to flush (records are written with write(2)), and
+	 * exit(3) would run the destructors of every library the process has
+	 * loaded, libsystemd's compressors and crypto among them: in a child of
+	 * the acceptor each one touches pages its fork has not mapped, about a
+	 * third of a tunnel's page faults. */
+#ifdef TUNNELD_ASAN
+	__lsan_do_leak_check(); /* which exit(3) would have run */
+#endif
+	_exit(tunnel->exit_status);
+}
+
+void tunnel_abandon(struct tunnel *tunnel, const char *reason, const char *target, const char *user)
+{
+	tunnel_end(tunnel, &(struct connection_record){ .client = tunnel->client.address, .target = target,
+							.user = user, .duration_ms = tunnel_elapsed_ms(tunnel),
+							.reason = reason });
+}
+
+/* Sends answer (len 0: none), ends the connection gracefully and ends the tunnel with record. */
+static void __attribute__((noreturn)) answer_then_end(struct tunnel *tunnel, const void *answer, size_t len,
+						      const struct connection_record *record)
+{
+	if (len > 0)
+		(void)client_write(&tunnel->client, answer, len, clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS);
+	client_close_gracefully(&tunnel->client);
+	tunnel_end(tunnel, record);
+}
+
+static struct connection_record refusal_record(const struct tunnel *tunnel, enum failure failure, const char *why,
+					       const char *target, const char *user)
+{
+	return (struct connection_record){ .client = tunnel->client.address, .target = target, .user = user,
+					   .status = failure_status(failure),
+					   .duration_ms = tunnel_elapsed_ms(tunnel), .reason = why };
+}
+
+void tunnel_refuse_socks5(struct tunnel *tunnel, enum socks5_reply reply, enum failure failure, const char *why,
+			  const char *target, const char *user)
+{
+	uint8_t answer[SOCKS5_REPLY_MAX_BYTES];
+	size_t len = socks5_format_reply(answer, reply, NULL);
+
+	tunnel->client.socks5_reply = (int)reply;
+	struct connection_record record = refusal_record(tunnel, failure, why, target, user);
+	answer_then_end(tunnel, answer, len, &record);
+}
+
+void tunnel_refuse(struct tunnel *tunnel, enum failure failure, const char *why, const char *log_reason,
+		   const char *dns_rcode, const char *target, const char *user)
+{
+	char response[RESPONSE_MAX_BYTES];
+	const char *reason = log_reason != NULL ? log_reason : why;
+
+	if (tunnel->client.protocol == PROTOCOL_SOCKS5)
+		tunnel_refuse_socks5(tunnel, socks5_reply_for(failure), failure, reason, target, user);
+	size_t len = response_format(response, failure, why, dns_rcode, tunnel->hop.received_status);
+	struct connection_record record = refusal_record(tunnel, failure, reason, target, user);
+	answer_then_end(tunnel, response, len, &record);
+}
+
+void tunnel_refuse_negotiation(struct tunnel *tunnel, const void *answer, size_t len, enum failure failure,
+			       const char *why, const char *user)
+{
+	struct connection_record record = refusal_record(tunnel, failure, why, "-", user);
+	answer_then_end(tunnel, answer, len, &record);
+}
+
+void tunnel_close_unanswered(struct tunnel *tunnel, const char *reason)
+{
+	answer_then_end(tunnel, NULL, 0,
+			&(struct connection_record){ .client = tunnel->client.address, .target = "-",
+						     .duration_ms = tunnel_elapsed_ms(tunnel), .reason = reason });
+}
