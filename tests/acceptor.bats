@@ -464,7 +464,7 @@ shipped_limits() {
 	grep -o -- '--max-tunnels=[0-9]* --max-tunnels-per-source=[0-9]*' "$TOP/tunneld-acceptor.service"
 }
 
-@test "review: with the shipped limits, 2,000 tunnels from one address 16 at a time are all served, and a 33rd held from it is turned away" {
+@test "review: with the shipped limits, 2,000 tunnels from one address 16 at a time are all served, and a 33rd held from it is turned away after its second's wait" {
 	start_target echo
 	# shellcheck disable=SC2046
 	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 $(shipped_limits)
@@ -477,6 +477,10 @@ shipped_limits() {
 	run held_tunnels_from "$PROXY_PORT" $(printf '127.0.0.1 %.0s' $(seq 33))
 	[ "$output" = "$(printf '200 %.0s' $(seq 32))closed" ]
 	wait_for "its record" journal_has '127\.0\.0\.1:[0-9]+ -> - status=- up=0 down=0 duration_ms=[0-9]+ reason=turned away: 32 tunnels already from this address \(--max-tunnels-per-source\)$'
+	# It was turned away only after its second's wait for a slot, which the record's duration counts.
+	local waited
+	waited=$(tunneld_records cat | grep -oE 'duration_ms=[0-9]+ reason=turned away: 32 tunnels' | grep -oE '[0-9]+' | head -1)
+	[ "$waited" -ge 1000 ]
 }
 
 @test "review: tunnels whose client sent urgent data and left do not hold the acceptor's slots" {

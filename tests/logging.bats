@@ -112,17 +112,18 @@ inetd_with_syslog() {
 	[ "${#lines[@]}" -ge 1 ]
 	[[ "$stderr" == "tunneld: - -> $escaped status=400 "* ]]
 	grep -qF -- "- -> $escaped status=400" "$SYSLOG"
-	# A user name from the auth file with a control byte, and a hostile REMOTE_HOST.
-	printf 'ev\033il:%s\n' "$(htpasswd -nbB x pw | cut -d: -f2)" >"$BATS_TEST_TMPDIR/users"
+	# A user name from the auth file with a control byte and a space (a field's space is
+	# escaped: it would split the record), and a hostile REMOTE_HOST.
+	printf 'ev\033 il:%s\n' "$(htpasswd -nbB x pw | cut -d: -f2)" >"$BATS_TEST_TMPDIR/users"
 	local credentials
-	credentials=$(printf 'ev\033il:wrong' | base64)
+	credentials=$(printf 'ev\033 il:wrong' | base64)
 	export REMOTE_HOST=$'192.0.2.1\n fake record'
 	run --separate-stderr over_pipes \
 		"CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic $credentials\r\n\r\n" \
 		--log=stderr --auth-file="$BATS_TEST_TMPDIR/users"
 	[[ "$output" == "HTTP/1.1 407 "* ]]
 	[ "$stderr" = "tunneld: - -> example.com:443 status=407 up=0 down=0 duration_ms=${stderr##*duration_ms=}" ]
-	[[ "$stderr" == *" user=ev\\x1bil reason=wrong password" ]]
+	[[ "$stderr" == *" user=ev\\x1b\\x20il reason=wrong password" ]]
 	# Nothing raw: no ESC, no DEL, no byte that is not UTF-8, one line.
 	! printf '%s' "$stderr" | grep -qP '[\x00-\x09\x0b-\x1f\x7f]' || false
 	: >"$SYSLOG"
@@ -130,7 +131,7 @@ inetd_with_syslog() {
 		"CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: Basic $credentials\r\n\r\n" \
 		--log=syslog --auth-file="$BATS_TEST_TMPDIR/users"
 	[ "$(wc -l <"$SYSLOG")" -eq 1 ]
-	grep -q -- '- -> example.com:443 status=407 .* user=ev\\x1bil reason=wrong password$' "$SYSLOG"
+	grep -q -- '- -> example.com:443 status=407 .* user=ev\\x1b\\x20il reason=wrong password$' "$SYSLOG"
 	! grep -qP '[\x00-\x09\x0b-\x1f\x7f]' "$SYSLOG" || false
 }
 

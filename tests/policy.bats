@@ -43,6 +43,12 @@ status_of() {
 	[[ "$output" == "HTTP/1.1 200"*"allowed" ]]
 	run raw_request "CONNECT 127.0.0.2:$TARGET_PORT HTTP/1.1\r\n\r\n"
 	[ "$(status_of)" = "HTTP/1.1 403 Forbidden" ]
+	stop_all
+	# Equal length: the built-in 127.0.0.0/8 itself, allowed explicitly.
+	start_target echo
+	start_proxy --allow-port='*' --allow-dest=127.0.0.0/8
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nequal"
+	[[ "$output" == "HTTP/1.1 200"*"equal" ]]
 }
 
 @test "a shorter --allow-dest does not lift a longer built-in deny" {

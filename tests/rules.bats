@@ -26,8 +26,8 @@ make_users() {
 	for name in "$@"; do htpasswd -bBC 4 "$file" "$name" "$name-pw" 2>/dev/null; done
 }
 
-@test "the rules table through real tunnels: users, groups, networks, names, CIDRs, public, ports, protocols, first match; --explain agrees in every case" {
-	make_users "$BATS_TEST_TMPDIR/users" alice bob carol dave erin
+@test "the rules table through real tunnels: users and group members by their whole name and case, networks, names, CIDRs, public, ports, protocols, first match; --explain agrees in every case" {
+	make_users "$BATS_TEST_TMPDIR/users" alice bob carol dave erin bo Carol
 	cp "$RULES_TABLE/bastion.rules" "$BATS_TEST_TMPDIR/rules"
 	# protocol user from to             -> tunnel and --explain verdict, rule line
 	cat >"$BATS_TEST_TMPDIR/cases" <<-'CASES'
@@ -50,6 +50,9 @@ make_users() {
 		socks5 dave 2001:db8::5 db1.internal:80 allow 9
 		http dave 10.1.2.3 [::ffff:9.9.9.9]:443 allow 6
 		http dave 10.1.2.3 9.9.9.9:8080 deny 11
+		http bo 192.0.2.1 db1.internal:22 deny 11
+		http Carol 192.0.2.1 db1.internal:5432 deny 11
+		http dave 10.1.9.9 9.9.9.9:443 deny 5
 	CASES
 	cut -d' ' -f1-4 "$BATS_TEST_TMPDIR/cases" >"$BATS_TEST_TMPDIR/requests"
 	# The text, then its compiled image: the same verdicts by the same lines, in tunnels and in --explain.
@@ -68,8 +71,8 @@ make_users() {
 			grep -qx "$number tunnel=$verdict rule=$line explain=$verdict line=$line" <<<"$output" ||
 				{ echo "case $number ($protocol $user from $from to $to): want $verdict by line $line"; false; }
 		done <"$BATS_TEST_TMPDIR/cases"
-		[ "$number" -eq 19 ]
-		[ "$(grep -c ' tunnel=' <<<"$output")" -eq 19 ]
+		[ "$number" -eq 22 ]
+		[ "$(grep -c ' tunnel=' <<<"$output")" -eq 22 ]
 	done
 }
 
