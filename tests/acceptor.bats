@@ -329,7 +329,7 @@ reload_outcomes() {
 	grep -cE '^tunneld: acceptor: (reloaded;|reload refused:)' "$LOG" || true
 }
 
-@test "review: a rules file replaced again and again while reloads run: every reload serves what its check read, and the acceptor lives" {
+@test "a rules file replaced again and again while reloads run: every reload serves what its check read, and the acceptor lives" {
 	start_target echo
 	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/good"
 	echo 'this line is not a rule' >"$BATS_TEST_TMPDIR/bad"
@@ -357,7 +357,7 @@ reload_outcomes() {
 	}
 }
 
-@test "review: a tunnel forked after a reload has neither SIGCHLD nor SIGUSR1 blocked, as one forked before it" {
+@test "a tunnel forked after a reload has neither SIGCHLD nor SIGUSR1 blocked, as one forked before it" {
 	start_target echo
 	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/rules"
 	ACCEPTOR=1 start_proxy --rules="$BATS_TEST_TMPDIR/rules"
@@ -377,7 +377,7 @@ reload_outcomes() {
 	[ $((0x$blocked & (1 << (17 - 1) | 1 << (10 - 1)))) -eq 0 ] # SIGCHLD is 17, SIGUSR1 10
 }
 
-@test "review: a pid listed three times in the table a reload hands over takes one slot, not three" {
+@test "a pid listed three times in the table a reload hands over takes one slot, not three" {
 	start_target echo
 	PROXY_PORT=$(free_port)
 	# An acceptor that already has a child (a sleep) and is told of it thrice, as a reload would tell it.
@@ -405,7 +405,7 @@ PY
 	[ "$output" = "200 200 closed" ]
 }
 
-@test "review: a reload asked for while an earlier reload's check runs is not lost: the last file is the one in force" {
+@test "a reload asked for while an earlier reload's check runs is not lost: the last file is the one in force" {
 	start_target echo
 	local port2 port3
 	port2=$(free_port)
@@ -464,7 +464,7 @@ shipped_limits() {
 	grep -o -- '--max-tunnels=[0-9]* --max-tunnels-per-source=[0-9]*' "$TOP/tunneld-acceptor.service"
 }
 
-@test "review: with the shipped limits, 2,000 tunnels from one address 16 at a time are all served, and a 33rd held from it is turned away after its second's wait" {
+@test "with the shipped limits, 2,000 tunnels from one address 16 at a time are all served, and a 33rd held from it is turned away after its second's wait" {
 	start_target echo
 	# shellcheck disable=SC2046
 	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 $(shipped_limits)
@@ -483,7 +483,7 @@ shipped_limits() {
 	[ "$waited" -ge 1000 ]
 }
 
-@test "review: tunnels whose client sent urgent data and left do not hold the acceptor's slots" {
+@test "tunnels whose client sent urgent data and left do not hold the acceptor's slots" {
 	start_acceptor --allow-port=1-65535 --allow-dest=127.0.0.1/32 --max-tunnels=3
 	local n
 	for n in 1 2 3; do
@@ -500,7 +500,7 @@ client: received !world, then eof" ]
 	wait_for "tunnels gone" tunneld_processes 1
 }
 
-@test "review: stop ends every tunnel of the service, each with its record, after a restart and after a crash" {
+@test "stop ends every tunnel of the service, each with its record, after a restart and after a crash" {
 	start_target echo
 	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
 	local first second n
@@ -532,7 +532,7 @@ client: received !world, then eof" ]
 	[ "$(in_manager journalctl -u tunneld-acceptor.service | grep -c 'remains running after unit stopped')" -eq "$left_before" ]
 }
 
-@test "review: a log sink that takes nothing stalls neither the acceptor's accepting nor its stop" {
+@test "a log sink that takes nothing stalls neither the acceptor's accepting nor its stop" {
 	start_target echo
 	# The acceptor's fd 2 a full pipe nobody reads; one tunnel held, so the next connections are turned away and recorded.
 	cat >"$BATS_TEST_TMPDIR/stuck.py" <<'PY'

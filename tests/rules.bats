@@ -670,7 +670,7 @@ a_tunneld_waits_for_its_client() {
 	[ "$(ps -o ppid= "$pid" | tr -d ' ')" != 1 ] && grep -q poll "/proc/$pid/wchan"
 }
 
-@test "review: an image rewritten in place (cp, shorter) while a connection holds it: the rules as it read them, no SIGBUS" {
+@test "an image rewritten in place (cp, shorter) while a connection holds it: the rules as it read them, no SIGBUS" {
 	start_target echo
 	big_and_small_images "$BATS_TEST_TMPDIR" "$TARGET_PORT"
 	start_proxy --rules "$BATS_TEST_TMPDIR/live.image"
@@ -695,7 +695,7 @@ a_tunneld_waits_for_its_client() {
 	[ "$(grep -c ' -> ' "$LOG")" -eq 3 ]
 }
 
-@test "review: an image rewritten in place (cp, shorter) under the acceptor: each tunnel keeps the rules the acceptor read, no SIGBUS, until a reload" {
+@test "an image rewritten in place (cp, shorter) under the acceptor: each tunnel keeps the rules the acceptor read, no SIGBUS, until a reload" {
 	start_target echo
 	big_and_small_images "$BATS_TEST_TMPDIR" "$TARGET_PORT"
 	ACCEPTOR=1 start_proxy --rules "$BATS_TEST_TMPDIR/live.image"
@@ -712,7 +712,7 @@ a_tunneld_waits_for_its_client() {
 	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
 }
 
-@test "review: a localhost name is judged as loopback, never handed to a parent; another name is, and --explain says the parent judges it" {
+@test "a localhost name is judged as loopback, never handed to a parent; another name is, and --explain says the parent judges it" {
 	start_target echo
 	# The parent: another tunneld, on this host, that may reach loopback.
 	start_proxy "${LOOPBACK_POLICY[@]}"
