@@ -30,7 +30,7 @@ HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
-SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/ending.c \
+SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/jump.c src/ending.c \
 	src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/rules_file.c \
 	src/upstream.c src/sandbox.c src/acceptor.c src/config_file.c
@@ -40,7 +40,7 @@ BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
 TEST_PACKAGES = $(BUILD_PACKAGES) dpkg-dev debhelper lintian bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
 	iproute2 procps ncat python3-socks chromium calamaris fail2ban debootstrap systemd-container \
-	squid tinyproxy microsocks dante-server
+	squid tinyproxy microsocks dante-server rsync
 
 .PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test deps-deb deb \
 	fuzz fuzz-check sanitize-check valgrind-check bench mutants
@@ -142,12 +142,12 @@ sanitize-check: build/tunneld-asan $(TEST_PRELOADS)
 	@if [ -n "$$(ls -A $(SANITIZER_LOG_DIR))" ]; then cat $(SANITIZER_LOG_DIR)/*; exit 1; fi
 	@echo "sanitizers: no reports"
 
-# The relay, request and SOCKS5 cases with tunneld under valgrind; any error or leak fails.
+# The relay, request, SOCKS5 and jump cases with tunneld under valgrind; any error or leak fails.
 VALGRIND_LOG_DIR = $(CURDIR)/build/valgrind
 valgrind-check: tunneld $(TEST_PRELOADS)
 	@rm -rf $(VALGRIND_LOG_DIR) && mkdir -p -m 1777 $(VALGRIND_LOG_DIR) && echo $(VALGRIND_LOG_DIR) >$(VALGRIND_LOG_DIR)/.dir
 	TUNNELD=$(CURDIR)/tests/peers/valgrind-tunneld BULK_MIB=8 \
-		scripts/run-bats tests/relay.bats tests/request.bats tests/socks5.bats
+		scripts/run-bats tests/relay.bats tests/request.bats tests/socks5.bats tests/jump.bats
 	@scripts/check-valgrind-logs $(VALGRIND_LOG_DIR)
 
 test: tunneld $(TEST_PRELOADS)

@@ -16,6 +16,7 @@
  *   acceptor.c     Accept=no: accept and fork, each child going on from there as one tunnel
  *   sandbox.c      what the process may do once it reads the client's first byte
  *   negotiate.c    the PROXY header, then the request: HTTP (request.c) or SOCKS5 (socks5.c)
+ *   jump.c         or none: sshd's forced command, its target named up front (--jump)
  *   auth.c         who asks
  *   route.c        where the request may go (policy.c, rules.c) and the connection there
  *                  (connector.c: resolve, Happy Eyeballs; upstream.c: through a parent)
@@ -31,6 +32,7 @@
 #include "src/client.h"
 #include "src/clock.h"
 #include "src/config_file.h"
+#include "src/jump.h"
 #include "src/log.h"
 #include "src/negotiate.h"
 #include "src/offline.h"
@@ -98,7 +100,10 @@ int main(int argc, char **argv)
 		tunnel.client.in = tunnel.client.out = acceptor_run(3, listeners, &options.acceptor, argv, &original_mask);
 		tunnel.start_ms = clock_now_ms();
 	}
-	client_identify(&tunnel.client);
+	client_identify(&tunnel.client, options.jump);
+	static struct jump_login login;
+	if (options.jump)
+		jump_prepare(&tunnel, &login);
 	client_make_nonblocking(&tunnel.client);
 
 	/* Before the client's first byte: whatever it sends meets a process that can do little else. */
@@ -112,7 +117,8 @@ int main(int argc, char **argv)
 
 	/* The request, and who asks. */
 	const char *user = NULL;
-	const struct request *request = read_request(&tunnel, &head, &user);
+	const struct request *request = options.jump ? jump_request(&tunnel, &head.request, &login, &user)
+						     : read_request(&tunnel, &head, &user);
 	if (options.configuration_error[0] != '\0')
 		tunnel_refuse(&tunnel, FAILURE_MISCONFIGURED, "the proxy's configuration has an error; its log says which",
 			      options.configuration_error, NULL, request->authority, NULL);

@@ -125,16 +125,29 @@ const char *peer_of(int fd, char *out, size_t size)
 	return address_text((struct sockaddr *)&peer, out, size);
 }
 
+/* $SSH_CLIENT, "address port port" as sshd sets it, into client->address; false if it says no address. */
+static bool identify_by_ssh(struct client *client)
+{
+	const char *ssh_client = getenv("SSH_CLIENT");
+	char ssh_host[INET6_ADDRSTRLEN], ssh_port[8];
+
+	if (ssh_client == NULL || sscanf(ssh_client, "%45s %7s", ssh_host, ssh_port) != 2 || !is_address_text(ssh_host))
+		return false;
+	format_host_port(ssh_host, ssh_port, client->address, sizeof(client->address));
+	return true;
+}
+
 /* The first of these that applies names the client (tunneld(8) "LOGGING"). */
-void client_identify(struct client *client)
+void client_identify(struct client *client, bool ssh_first)
 {
 	const char *host = getenv("REMOTE_ADDR");
-	const char *ssh_client = getenv("SSH_CLIENT");
 	struct sockaddr_storage peer = { 0 };
 	socklen_t peer_len = sizeof(peer);
 	char peer_text[sizeof(client->address)] = "-";
 	char peer_host[INET6_ADDRSTRLEN] = "";
 
+	if (ssh_first && identify_by_ssh(client))
+		return;
 	if (peer_of(client->in, peer_host, sizeof(peer_host)) == NULL)
 		peer_host[0] = '\0';
 	if (getpeername(client->in, (struct sockaddr *)&peer, &peer_len) == 0)
@@ -150,13 +163,8 @@ void client_identify(struct client *client)
 			format_host_port(host, port, client->address, sizeof(client->address));
 		return;
 	}
-	if (ssh_client != NULL) {
-		char ssh_host[INET6_ADDRSTRLEN], ssh_port[8];
-		if (sscanf(ssh_client, "%45s %7s", ssh_host, ssh_port) == 2 && is_address_text(ssh_host)) {
-			format_host_port(ssh_host, ssh_port, client->address, sizeof(client->address));
-			return;
-		}
-	}
+	if (identify_by_ssh(client))
+		return;
 	(void)snprintf(client->address, sizeof(client->address), "%s", peer_text);
 }
 

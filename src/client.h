@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum protocol { PROTOCOL_HTTP, PROTOCOL_SOCKS5 };
+enum protocol { PROTOCOL_HTTP, PROTOCOL_SOCKS5, PROTOCOL_JUMP };
 
 struct client {
 	int in;
@@ -37,8 +37,12 @@ struct client {
  */
 int client_adopt_passed_sockets(struct client *client, bool *unusable);
 
-/* Names the client: PROXY header aside, the first of $REMOTE_ADDR, $REMOTE_HOST, $SSH_CLIENT, the peer. */
-void client_identify(struct client *client);
+/*
+ * Names the client: PROXY header aside, the first of $REMOTE_ADDR,
+ * $REMOTE_HOST, $SSH_CLIENT, the peer; with ssh_first (a jump, whose
+ * activator is sshd), $SSH_CLIENT before the others.
+ */
+void client_identify(struct client *client, bool ssh_first);
 
 /* O_NONBLOCK on both fds (saved first), and urgent data inline (tunneld(8) "The relay"). */
 void client_make_nonblocking(struct client *client);

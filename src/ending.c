@@ -7,9 +7,11 @@
 
 #include "acceptor.h"
 #include "clock.h"
+#include "jump.h"
 #include "response.h"
 #include "signals.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #if defined(__has_feature)
@@ -42,7 +44,9 @@ void tunnel_end(struct tunnel *tunnel, const struct connection_record *record)
 	client_restore_flags(&tunnel->client);
 	if (record != NULL) {
 		struct connection_record full = *record;
-		full.protocol = tunnel->client.protocol == PROTOCOL_SOCKS5 ? "socks5" : "http";
+		full.protocol = tunnel->client.protocol == PROTOCOL_SOCKS5 ? "socks5"
+				: tunnel->client.protocol == PROTOCOL_JUMP ? "jump"
+									   : "http";
 		full.socks5_reply = tunnel->client.socks5_reply;
 		full.via = tunnel->hop.via;
 		full.rule_line = rules_line(tunnel->rules, tunnel->hop.rule);
@@ -105,6 +109,16 @@ void tunnel_refuse(struct tunnel *tunnel, enum failure failure, const char *why,
 
 	if (tunnel->client.protocol == PROTOCOL_SOCKS5)
 		tunnel_refuse_socks5(tunnel, socks5_reply_for(failure), failure, reason, target, user);
+	if (tunnel->client.protocol == PROTOCOL_JUMP) {
+		/* The stream is ssh's: the answer goes to the person on stderr, and into the exit status. */
+		char told[512];
+		response_describe(told, sizeof(told), failure, why, dns_rcode);
+		log_tell_person(target, told);
+		if (tunnel->exit_status == EXIT_SUCCESS)
+			tunnel->exit_status = jump_exit_status(failure);
+		struct connection_record record = refusal_record(tunnel, failure, reason, target, user);
+		tunnel_end(tunnel, &record);
+	}
 	size_t len = response_format(response, failure, why, dns_rcode, tunnel->hop.received_status);
 	struct connection_record record = refusal_record(tunnel, failure, reason, target, user);
 	answer_then_end(tunnel, response, len, &record);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -41,6 +42,8 @@
 static enum log_target active_target = LOG_TARGET_STDERR;
 static enum log_format active_format = LOG_FORMAT_TUNNELD;
 static bool stderr_writable;
+static enum log_target requested_target = LOG_TARGET_AUTO;
+static bool stderr_is_persons; /* a jump's fd 2 is ssh's stderr: a person reads it, not a log */
 static char file_path[PATH_MAX];
 static int file_fd = -1;
 
@@ -84,7 +87,10 @@ static bool same_open_file(int fd_a, int fd_b)
  */
 static bool stderr_is_person(void)
 {
-	return isatty(STDERR_FILENO) && tcgetsid(STDERR_FILENO) == getsid(0) && getsid(0) != getpid();
+	pid_t terminal_session = -1; /* tcgetsid(3) by hand: valgrind does not know the ioctl fills it */
+
+	return isatty(STDERR_FILENO) && ioctl(STDERR_FILENO, TIOCGSID, &terminal_session) == 0 &&
+	       terminal_session == getsid(0) && getsid(0) != getpid();
 }
 
 static bool stderr_is_client(int client_in, int client_out)
@@ -166,6 +172,7 @@ static int open_log_file(char *why, size_t why_size)
 int log_setup(enum log_target requested, int client_in, int client_out, char *why, size_t why_size)
 {
 	stderr_writable = !stderr_is_client(client_in, client_out);
+	requested_target = requested;
 	if (requested == LOG_TARGET_FILE && open_log_file(why, why_size) < 0) {
 		active_target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG; /* to say so */
 		return -1;
@@ -391,7 +398,7 @@ static void log_about_tunneld(int priority, const char *message)
 	/* A log file holds records only, which tools parse: a line about tunneld goes where it would without one. */
 	enum log_target target = active_target;
 	if (target == LOG_TARGET_FILE)
-		target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+		target = stderr_writable && !stderr_is_persons ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
 	emit(target, priority, escaped, NULL, 0);
 }
 
@@ -489,7 +496,7 @@ void log_connection(const struct connection_record *record)
 {
 	char line[LOG_LINE_MAX_BYTES];
 	char status_text[8] = "-";
-	char socks5_text[40] = "";
+	char protocol_text[40] = "";
 	char client[FIELD_MAX_BYTES], target[FIELD_MAX_BYTES], user[FIELD_MAX_BYTES], reason[FIELD_MAX_BYTES];
 	char client_field[FIELD_MAX_BYTES + 32], target_field[FIELD_MAX_BYTES + 32], user_field[FIELD_MAX_BYTES + 32];
 	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
@@ -497,6 +504,7 @@ void log_connection(const struct connection_record *record)
 	char sandbox_field[FIELD_MAX_BYTES + 32];
 	char via[FIELD_MAX_BYTES], route_text[FIELD_MAX_BYTES + 48] = "";
 	bool socks5 = record->protocol != NULL && strcmp(record->protocol, "socks5") == 0;
+	bool jump = record->protocol != NULL && strcmp(record->protocol, "jump") == 0;
 	char *fields[12] = { client_field, target_field, status_field, up_field, down_field, duration_field,
 			     reason_field, protocol_field };
 	size_t field_count = 8;
@@ -507,11 +515,11 @@ void log_connection(const struct connection_record *record)
 	escape(record->reason != NULL ? record->reason : "", false, reason, sizeof(reason));
 	if (record->status != 0)
 		(void)snprintf(status_text, sizeof(status_text), "%d", record->status);
-	/* HTTP lines stay as they always were; a SOCKS5 line says so, and which reply it got. */
+	/* HTTP lines stay as they always were; a SOCKS5 line says so, and which reply it got; a jump says so. */
 	if (socks5 && record->socks5_reply >= 0)
-		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5 reply=0x%02x", record->socks5_reply);
-	else if (socks5)
-		(void)snprintf(socks5_text, sizeof(socks5_text), " protocol=socks5");
+		(void)snprintf(protocol_text, sizeof(protocol_text), " protocol=socks5 reply=0x%02x", record->socks5_reply);
+	else if (socks5 || jump)
+		(void)snprintf(protocol_text, sizeof(protocol_text), " protocol=%s", record->protocol);
 	/* The route a rules file chose: the parent used, and the line that decided. */
 	escape(record->via != NULL ? record->via : "", true, via, sizeof(via));
 	if (record->via != NULL || record->rule_line > 0)
@@ -522,7 +530,7 @@ void log_connection(const struct connection_record *record)
 	else
 		(void)snprintf(line, sizeof(line),
 			       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s%s", client,
-			       target, status_text, record->bytes_up, record->bytes_down, record->duration_ms, socks5_text,
+			       target, status_text, record->bytes_up, record->bytes_down, record->duration_ms, protocol_text,
 			       route_text, record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
 		emit(active_target, record_priority(record->status), line, NULL, 0);
@@ -535,7 +543,7 @@ void log_connection(const struct connection_record *record)
 	(void)snprintf(down_field, sizeof(down_field), "TUNNELD_BYTES_DOWN=%" PRIu64, record->bytes_down);
 	(void)snprintf(duration_field, sizeof(duration_field), "TUNNELD_DURATION_MS=%ld", record->duration_ms);
 	(void)snprintf(reason_field, sizeof(reason_field), "TUNNELD_REASON=%s", reason);
-	(void)snprintf(protocol_field, sizeof(protocol_field), "TUNNELD_PROTOCOL=%s", socks5 ? "socks5" : "http");
+	(void)snprintf(protocol_field, sizeof(protocol_field), "TUNNELD_PROTOCOL=%s", socks5 ? "socks5" : jump ? "jump" : "http");
 	/* Optional fields only when they have a value: the journal keeps empty ones. */
 	if (record->user != NULL) {
 		(void)snprintf(user_field, sizeof(user_field), "TUNNELD_USER=%s", user);
@@ -560,6 +568,28 @@ void log_connection(const struct connection_record *record)
 		fields[field_count++] = sandbox_field;
 	}
 	emit(active_target, record_priority(record->status), line, fields, field_count);
+}
+
+void log_leave_stderr_to_person(void)
+{
+	stderr_is_persons = true;
+	if (requested_target == LOG_TARGET_AUTO && active_target == LOG_TARGET_STDERR)
+		active_target = LOG_TARGET_JOURNAL; /* and syslog where there is no journal */
+}
+
+void log_tell_person(const char *target, const char *text)
+{
+	char escaped_target[FIELD_MAX_BYTES], escaped_text[LOG_LINE_MAX_BYTES / 2], line[LOG_LINE_MAX_BYTES];
+
+	if (!stderr_writable && !isatty(STDERR_FILENO)) /* a terminal is the person's: no stream runs on it yet */
+		return;
+	escape(target, true, escaped_target, sizeof(escaped_target));
+	escape(text, false, escaped_text, sizeof(escaped_text));
+	if (strcmp(target, "-") == 0) /* no target to name */
+		(void)snprintf(line, sizeof(line), "%s", escaped_text);
+	else
+		(void)snprintf(line, sizeof(line), "%s: %s", escaped_target, escaped_text);
+	write_line(STDERR_FILENO, "tunneld: ", line);
 }
 
 bool log_has_fields(void)

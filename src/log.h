@@ -25,7 +25,7 @@ struct connection_record {
 	uint64_t bytes_down;
 	long duration_ms;
 	const char *reason;     /* NULL when the tunnel ended normally */
-	const char *protocol;   /* "http" or "socks5" */
+	const char *protocol;   /* "http", "socks5" or "jump" */
 	int socks5_reply;       /* the SOCKS5 REP the client got, or -1 */
 	const char *peer;       /* the address connected (the target's, or the parent's), or NULL */
 	const char *via;        /* the parent proxy's URL, never with a login, or NULL: direct */
@@ -56,6 +56,16 @@ void log_notice(const char *message);
 void log_notice_f(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 void log_connection(const struct connection_record *record);
+
+/*
+ * A jump (tunneld(8) "AS AN SSH JUMP HOST"): fd 2 is ssh's stderr, which
+ * a person reads. --log=auto then writes to the journal (or syslog), and
+ * the person is told only what log_tell_person() says.
+ */
+void log_leave_stderr_to_person(void);
+
+/* "tunneld: TARGET: TEXT" on fd 2, both escaped, unless fd 2 is the client. */
+void log_tell_person(const char *target, const char *text);
 
 /* Do records go to the journal, whose structured fields can carry what a line does not? */
 bool log_has_fields(void);

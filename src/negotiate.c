@@ -278,6 +278,8 @@ int answer_established(struct tunnel *tunnel, int target)
 	uint8_t reply[SOCKS5_REPLY_MAX_BYTES];
 	int64_t deadline_ms = clock_now_ms() + RESPONSE_WRITE_TIMEOUT_MS;
 
+	if (tunnel->client.protocol == PROTOCOL_JUMP)
+		return 0; /* the stream's first byte is the target's */
 	if (tunnel->client.protocol == PROTOCOL_HTTP)
 		return client_write(&tunnel->client, RESPONSE_ESTABLISHED, strlen(RESPONSE_ESTABLISHED), deadline_ms);
 	if (getsockname(target, (struct sockaddr *)&bound, &bound_len) < 0)

@@ -32,9 +32,9 @@ void offline_check(const struct options *options, const struct rules *rules)
 	}
 	unsigned users = 0;
 	for (unsigned i = 0; i < rules->rule_count; i++)
-		if (rules->rules[i].has_who && !options->auth_enabled && users++ == 0)
+		if (rules->rules[i].has_who && !options->auth_enabled && !options->jump && users++ == 0)
 			(void)fprintf(stderr,
-				      "tunneld: %s:%u: warning: this rule names users, but without --auth-file no "
+				      "tunneld: %s:%u: warning: this rule names users, but without --auth-file (or --jump) no "
 				      "request has a user, so it never matches\n",
 				      options->rules_path, rules->rules[i].line);
 	(void)printf("tunneld: %s OK: %u rules, %u groups, %u parents%s%s\n", options->rules_path, rules->rule_count,
@@ -45,7 +45,7 @@ void offline_check(const struct options *options, const struct rules *rules)
 	exit(EXIT_SUCCESS);
 }
 
-/* user=NAME from=ADDRESS to=HOST:PORT protocol=http|socks5 */
+/* user=NAME from=ADDRESS to=HOST:PORT protocol=http|socks5|jump */
 void offline_explain(const struct options *options, const struct rules *rules, int count, char **words)
 {
 	static struct request request;
@@ -73,11 +73,13 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 		} else if (key_len == 2 && strncmp(words[i], "to", 2) == 0)
 			to = value;
 		else if (key_len == 8 && strncmp(words[i], "protocol", 8) == 0 &&
-			 (strcmp(value, "http") == 0 || strcmp(value, "socks5") == 0)) {
+			 (strcmp(value, "http") == 0 || strcmp(value, "socks5") == 0 || strcmp(value, "jump") == 0)) {
 			protocol = value;
-			judged.subject.protocol = value[0] == 'h' ? RULE_PROTOCOL_HTTP : RULE_PROTOCOL_SOCKS5;
+			judged.subject.protocol = value[0] == 'h'   ? RULE_PROTOCOL_HTTP
+						  : value[0] == 's' ? RULE_PROTOCOL_SOCKS5
+								    : RULE_PROTOCOL_JUMP;
 		} else
-			exit_usage("--explain: expected user=NAME, from=ADDRESS, to=HOST:PORT or protocol=http|socks5, "
+			exit_usage("--explain: expected user=NAME, from=ADDRESS, to=HOST:PORT or protocol=http|socks5|jump, "
 				   "found '%s'",
 				   words[i]);
 	}

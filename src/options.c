@@ -45,6 +45,9 @@ static void usage(FILE *stream)
 		      "      --check                 check the options and the rules file, then exit\n"
 		      "      --explain WORD...       say what the rules decide for user= from= to=HOST:PORT protocol=\n"
 		      "      --compile IMAGE         check the rules file and write its compiled image, for --rules IMAGE\n"
+		      "      --jump [HOST:PORT]      sshd's forced command: stdin/stdout are the stream to HOST:PORT, or to\n"
+		      "                              $SSH_ORIGINAL_COMMAND's; no request is read (tunneld(8) \"As an SSH jump host\")\n"
+		      "      --user NAME             with --jump: the user the rules judge and the record names (default: login)\n"
 		      "Handed a listening socket (systemd Accept=no), tunneld accepts and forks a process per tunnel:\n"
 		      "      --max-tunnels N         tunnels at once; more are turned away (default 256)\n"
 		      "      --max-tunnels-per-source N  tunnels at once from one address, 0 = any (default 32)\n"
@@ -98,7 +101,7 @@ void exit_usage(const char *format, ...)
 }
 
 enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE, OPTION_MAX_TUNNELS, OPTION_MAX_TUNNELS_PER_SOURCE,
-       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD };
+       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD, OPTION_JUMP, OPTION_USER };
 
 static const struct option long_options[] = {
 	{ "allow-port", required_argument, NULL, 'p' },
@@ -122,6 +125,8 @@ static const struct option long_options[] = {
 	{ "max-tunnels-per-source", required_argument, NULL, OPTION_MAX_TUNNELS_PER_SOURCE },
 	{ "exit-idle-time", required_argument, NULL, OPTION_EXIT_IDLE_TIME },
 	{ "reload", required_argument, NULL, OPTION_RELOAD },
+	{ "jump", no_argument, NULL, OPTION_JUMP },
+	{ "user", required_argument, NULL, OPTION_USER },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -194,6 +199,27 @@ static void file_unusable(struct options *options, bool fatal, const char *first
 		exit(EXIT_USAGE);
 	if (options->configuration_error[0] == '\0')
 		(void)snprintf(options->configuration_error, sizeof(options->configuration_error), "%s", first_error);
+}
+
+/*
+ * --jump: one stream, its target named up front. What is read from a
+ * client (a PROXY header, a protocol, a login) has no place in it, and sshd
+ * has already said who the user is.
+ */
+static void check_jump(int argc, char **argv, struct options *options, const char *auth_file,
+		       const struct options_reader *reader)
+{
+	if (reader->acceptor)
+		exit_usage("--jump serves the one stream on stdin and stdout, not a listening socket (Accept=no)");
+	if (auth_file != NULL)
+		exit_usage("--jump and --auth-file: sshd has authenticated the user (name it with --user, or it is the "
+			   "login name)");
+	if (options->proxy_protocol)
+		exit_usage("--jump and --proxy-protocol: a jump reads nothing before its stream");
+	if (options->protocols_option)
+		exit_usage("--jump and --protocols: a jump reads no request, in any protocol");
+	if (optind < argc)
+		options->jump_target = argv[optind++];
 }
 
 void options_parse(int argc, char **argv, struct options *options, struct rules *rules,
@@ -272,6 +298,7 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 				exit_usage("bad --nat64-prefix '%s': %s", optarg, why);
 			break;
 		case 'S':
+			options->protocols_option = true;
 			if (parse_protocols(optarg, options) < 0)
 				exit_usage("bad --protocols '%s': want http, socks5 or http,socks5", optarg);
 			break;
@@ -301,6 +328,15 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 		case OPTION_RELOAD:
 			signals_finishing();
 			exit(acceptor_request_reload(optarg));
+		case OPTION_JUMP:
+			options->jump = true;
+			break;
+		case OPTION_USER:
+			if (!rules_is_user_name(optarg))
+				exit_usage("bad --user '%s': want letters, digits and - . _ @ +, at most %d bytes", optarg,
+					   RULES_USER_NAME_MAX_BYTES);
+			options->jump_user = optarg;
+			break;
 		case OPTION_EXIT_IDLE_TIME:
 			if (parse_seconds(optarg, 0, TIMEOUT_MAX_SECONDS, &options->acceptor.exit_idle_seconds) < 0)
 				exit_usage("bad --exit-idle-time '%s': want whole seconds, 0-86400", optarg);
@@ -319,6 +355,10 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 			exit_usage("unknown option '%s': see tunneld --help", argv[optind - 1]);
 		}
 	}
+	if (options->jump && !options->explain)
+		check_jump(argc, argv, options, auth_file, reader);
+	else if (options->jump_user != NULL && !options->explain)
+		exit_usage("--user names the user of a --jump; a CONNECT's user is the one it logs in as (--auth-file)");
 	if (optind < argc && !options->explain)
 		exit_usage("unexpected argument '%s': see tunneld --help", argv[optind]);
 	if (options->rules_path != NULL && options->destination_option != NULL)

@@ -30,10 +30,14 @@ struct options {
 	bool proxy_protocol;
 	bool serve_http;
 	bool serve_socks5;
+	bool protocols_option;   /* --protocols was given */
 	const char *rules_path;  /* --rules: read and parsed at every start, into the rules given */
 	bool explain;            /* --explain, with words after the options */
 	const char *compile_to;  /* --compile: where the rules file's image goes */
 	const char *destination_option; /* the first of -p -a -d -H given, which --rules replaces */
+	bool jump;               /* --jump: no request; the target is jump_target (tunneld(8) "AS AN SSH JUMP HOST") */
+	const char *jump_target; /* the operand, or NULL: $SSH_ORIGINAL_COMMAND */
+	const char *jump_user;   /* --user, or NULL: the login name */
 	struct acceptor_limits acceptor; /* used only when handed a listening socket (Accept=no) */
 	/* A file the options name that cannot be used: its first error, for a connection to answer with; or empty. */
 	char configuration_error[512];

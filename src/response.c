@@ -45,6 +45,14 @@ int failure_status(enum failure failure)
 	return failure_table[failure].status;
 }
 
+void response_describe(char *out, size_t size, enum failure failure, const char *why, const char *dns_rcode)
+{
+	const struct failure_wire *wire = &failure_table[failure];
+
+	(void)snprintf(out, size, "%d %s: %s%s%s%s", wire->status, wire->reason, why, dns_rcode != NULL ? " (" : "",
+		       dns_rcode != NULL ? dns_rcode : "", dns_rcode != NULL ? ")" : "");
+}
+
 /* why texts are ours, but keep the sf-string (RFC 8941 §3.3.3) valid regardless. */
 static void copy_sf_string_safe(char *out, size_t cap, const char *text)
 {

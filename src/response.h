@@ -24,4 +24,11 @@ int failure_status(enum failure failure);
  */
 size_t response_format(char *out, enum failure failure, const char *why, const char *dns_rcode, int received_status);
 
+/*
+ * The same answer as one line for a person (a jump's stderr): "403
+ * Forbidden: why", with " (rcode)" for a DNS failure. What it tells is what
+ * the response would.
+ */
+void response_describe(char *out, size_t size, enum failure failure, const char *why, const char *dns_rcode);
+
 #endif

@@ -169,7 +169,8 @@ static void describe_subject(const struct client *client, const struct request *
 					   .host_is_ip_literal = request->host_kind != HOST_NAME,
 					   .host_is_loopback_name = policy_is_loopback_name(request->host), .port = request->port,
 					   .protocol = client->protocol == PROTOCOL_SOCKS5 ? RULE_PROTOCOL_SOCKS5
-											    : RULE_PROTOCOL_HTTP };
+							     : client->protocol == PROTOCOL_JUMP ? RULE_PROTOCOL_JUMP
+												 : RULE_PROTOCOL_HTTP };
 	subject->has_source = parse_source(client->address, &subject->source_family, subject->source);
 }
 

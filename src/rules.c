@@ -186,6 +186,11 @@ static bool is_name_text(const char *text, const char *extra)
 	return true;
 }
 
+bool rules_is_user_name(const char *text)
+{
+	return text[0] != '\0' && strlen(text) <= RULES_USER_NAME_MAX_BYTES && is_name_text(text, "@+");
+}
+
 static int find_group(const struct rules *rules, const char *name)
 {
 	for (unsigned i = 0; i < rules->group_count; i++)
@@ -299,8 +304,10 @@ static void add_protocol(struct cursor *cursor, const char *word, size_t column,
 		rule->protocols = (uint8_t)(rule->protocols | RULE_PROTOCOL_HTTP);
 	else if (strcmp(word, "socks5") == 0)
 		rule->protocols = (uint8_t)(rule->protocols | RULE_PROTOCOL_SOCKS5);
+	else if (strcmp(word, "jump") == 0)
+		rule->protocols = (uint8_t)(rule->protocols | RULE_PROTOCOL_JUMP);
 	else
-		error_at(cursor, column, "expected http or socks5, found '%s'", word);
+		error_at(cursor, column, "expected http, socks5 or jump, found '%s'", word);
 }
 
 /* A comma-separated list after keyword, each value given to add. */
@@ -566,7 +573,7 @@ static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_c
 		else if (seen == &rule.has_port)
 			parse_list(cursor, "port", "a port", add_port, &rule);
 		else
-			parse_list(cursor, "protocol", "http or socks5", NULL, &rule);
+			parse_list(cursor, "protocol", "http, socks5 or jump", NULL, &rule);
 		if (!cursor->failed && next_is(cursor, '=')) {
 			error_at(cursor, cursor->at, "expected a matcher, found '='");
 			break;

@@ -82,6 +82,7 @@ struct rule_item {
 
 #define RULE_PROTOCOL_HTTP 1u
 #define RULE_PROTOCOL_SOCKS5 2u
+#define RULE_PROTOCOL_JUMP 4u   /* tunneld --jump: sshd's forced command */
 
 struct rule {
 	uint32_t line;
@@ -180,7 +181,7 @@ struct rules_subject {
 	bool has_source;
 	int source_family;        /* AF_INET or AF_INET6 */
 	uint8_t source[16];
-	unsigned protocol;        /* RULE_PROTOCOL_HTTP or RULE_PROTOCOL_SOCKS5 */
+	unsigned protocol;        /* RULE_PROTOCOL_HTTP, _SOCKS5 or _JUMP */
 	const char *host;         /* as asked: a name or an IP literal without brackets */
 	bool host_is_ip_literal;
 	bool host_is_loopback_name; /* policy_is_loopback_name(): judged as 127.0.0.1 and ::1, never sent via a parent */
@@ -220,6 +221,10 @@ enum rules_action rules_judge_address(const struct rules *rules, const struct po
 
 /* The source line of rule index (for records and --explain), or 0. */
 unsigned rules_line(const struct rules *rules, int rule);
+
+#define RULES_USER_NAME_MAX_BYTES 64
+/* Could a rule name this user: letters, digits and - . _ @ +, 1 to 64 bytes? */
+bool rules_is_user_name(const char *text);
 
 
 #endif

@@ -163,7 +163,7 @@ static unsigned check_tables(const struct rules *rules, const char *name, struct
 		const struct rule *rule = &rules->rules[i];
 		if (rule->first_item > rules->item_count || rule->item_count > rules->item_count - rule->first_item ||
 		    rule->verb > RULE_VERB_VIA || (rule->verb == RULE_VERB_VIA && rule->parent >= rules->parent_count) ||
-		    rule->protocols > (RULE_PROTOCOL_HTTP | RULE_PROTOCOL_SOCKS5) || rule->line == 0 ||
+		    rule->protocols > (RULE_PROTOCOL_HTTP | RULE_PROTOCOL_SOCKS5 | RULE_PROTOCOL_JUMP) || rule->line == 0 ||
 		    !is_bool(&rule->has_who) || !is_bool(&rule->has_from) || !is_bool(&rule->has_to) ||
 		    !is_bool(&rule->has_port))
 			return rules_error(errors, "compiled rules %s: damaged (rule %u)", name, i + 1);

@@ -212,10 +212,18 @@ start_tls_target() {
 	wait_for "TLS target on $accept" port_open "$TLS_TARGET_PORT" "$host"
 }
 
-# start_sshd DIR: a throwaway sshd on loopback, root's key in DIR/client_key.
-# Sets SSHD_PORT and SSH_OPTIONS.
+# start_sshd DIR [CONFIG]: a throwaway sshd on loopback, root's key in
+# DIR/client_key, CONFIG's lines (a Match block, say) at the end of its
+# configuration (DIR/sshd_config). Sets SSHD_PORT and SSH_OPTIONS.
 start_sshd() {
-	local dir=$1
+	sshd_config_for "$@"
+	start_bg /usr/sbin/sshd -D -e -f "$1/sshd_config"
+	wait_for "sshd on $SSHD_PORT" port_open "$SSHD_PORT"
+}
+
+# sshd_config_for DIR [CONFIG]: start_sshd's keys and configuration, without the sshd.
+sshd_config_for() {
+	local dir=$1 extra=${2:-}
 	mkdir -p "$dir" /run/sshd
 	ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
 	ssh-keygen -q -t ed25519 -N '' -f "$dir/client_key"
@@ -232,9 +240,9 @@ AuthorizedKeysFile $dir/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 LogLevel ERROR
+Subsystem sftp internal-sftp
+$extra
 CONFIG
-	start_bg /usr/sbin/sshd -D -e -f "$dir/sshd_config"
-	wait_for "sshd on $SSHD_PORT" port_open "$SSHD_PORT"
 	SSH_OPTIONS=(-F none -i "$dir/client_key" -o BatchMode=yes -o StrictHostKeyChecking=no
 		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=10)
 }

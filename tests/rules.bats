@@ -103,7 +103,7 @@ check_error() {
 	check_error 'group ops alice\n' 1:11 "expected '=' after the group's name, found alice"
 	check_error 'group ops =\n' 1:12 "expected the group's members after '='"
 	check_error 'allow to x to y\n' 1:12 "'to' is already given in this rule: list its values with commas"
-	check_error 'allow protocol gopher\n' 1:16 "expected http or socks5, found 'gopher'"
+	check_error 'allow protocol gopher\n' 1:16 "expected http, socks5 or jump, found 'gopher'"
 	check_error 'allow to bad_name! port 1\n' 1:10 "expected a host name, *.domain, an address, a network, public or *, found 'bad_name!'"
 	check_error 'allow to x\n\tdeny ports 22\n' 2:7 "expected user, group, from, to, port or protocol, found 'ports'"
 	check_error 'allow to caf\xc3\xa9.example\n' 1:13 "unexpected byte 0xc3 (words are printable ASCII)"
@@ -147,7 +147,7 @@ check_error() {
 	# Rules that name users but no --auth-file: they can never match, and --check says so.
 	run --separate-stderr "$TUNNELD" --rules "$RULES_TABLE/bastion.rules" --check
 	[ "$status" -eq 0 ]
-	[[ $stderr == *"bastion.rules:3: warning: this rule names users, but without --auth-file no request has a user"* ]]
+	[[ $stderr == *"bastion.rules:3: warning: this rule names users, but without --auth-file (or --jump) no request has a user"* ]]
 
 	for option in --allow-port=22 -a10.0.0.0/8 "--deny-dest 10.0.0.0/8" "-H x.example"; do
 		# shellcheck disable=SC2086
