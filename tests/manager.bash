@@ -39,6 +39,8 @@ patched_units() {
 start_manager() {
 	MANAGER_DIR=$BATS_TEST_TMPDIR/manager
 	"$PEERS/systemd-manager" start "$MANAGER_DIR" "$@" >/dev/null
+	# Its bus answers once it is up: a test that starts a unit itself needs that, not a socket.
+	wait_for "the manager's bus" "$PEERS/systemd-manager" run "$MANAGER_DIR" systemctl show --property=Version
 	# Active means listening; no probe connection, which would add a record of its own.
 	local socket
 	for socket in "$@"; do
