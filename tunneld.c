@@ -56,10 +56,13 @@ int main(int argc, char **argv)
 	static struct tunnel tunnel = { .client = CLIENT_ON_STDIO, .hop = { .rule = -1 } };
 	char peer_text[INET6_ADDRSTRLEN];
 
+	unsigned closed_fds = client_reserve_standard_fds();
 	tunnel.start_ms = clock_now_ms();
 	tunnel.options = &options;
 	tunnel.rules = &rules;
 	signals_setup();
+	if (closed_fds & CLIENT_CLOSED_ERR)
+		log_stderr_closed();
 
 	/* A person at a shell: --check, --compile, --explain, --reload. */
 	if (options_offline_wanted(argc, argv)) {
@@ -78,6 +81,12 @@ int main(int argc, char **argv)
 	if (listeners > 0) /* no client yet: fds 0 to 2 are the service's, and fd 2 may carry the log */
 		tunnel.client.in = tunnel.client.out = -1;
 	(void)log_setup(LOG_TARGET_AUTO, tunnel.client.in, tunnel.client.out, NULL, 0);
+	if (options_jump_wanted(argc, argv)) /* from the first line it logs: fd 2 is ssh's, a person reads it */
+		log_leave_stderr_to_person();
+	if (listeners == 0 && tunnel.client.in == STDIN_FILENO && (closed_fds & (CLIENT_CLOSED_IN | CLIENT_CLOSED_OUT))) {
+		log_error("fd 0 or 1 was closed: there is no client to serve (an activator hands it over on both)");
+		return EXIT_USAGE;
+	}
 	if (unusable_sockets)
 		log_error("LISTEN_FDS: the sockets passed are neither one connected stream socket nor listening stream "
 			  "sockets (at most 16): ignored, the client is on stdin and stdout");
@@ -101,9 +110,9 @@ int main(int argc, char **argv)
 		tunnel.start_ms = clock_now_ms();
 	}
 	client_identify(&tunnel.client, options.jump);
-	static struct jump_login login;
+	static struct jump_session jump;
 	if (options.jump)
-		jump_prepare(&tunnel, &login);
+		jump_prepare(&tunnel, &jump);
 	client_make_nonblocking(&tunnel.client);
 
 	/* Before the client's first byte: whatever it sends meets a process that can do little else. */
@@ -117,7 +126,7 @@ int main(int argc, char **argv)
 
 	/* The request, and who asks. */
 	const char *user = NULL;
-	const struct request *request = options.jump ? jump_request(&tunnel, &head.request, &login, &user)
+	const struct request *request = options.jump ? jump_request(&tunnel, &head.request, &jump, &user)
 						     : read_request(&tunnel, &head, &user);
 	if (options.configuration_error[0] != '\0')
 		tunnel_refuse(&tunnel, FAILURE_MISCONFIGURED, "the proxy's configuration has an error; its log says which",

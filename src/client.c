@@ -125,16 +125,42 @@ const char *peer_of(int fd, char *out, size_t size)
 	return address_text((struct sockaddr *)&peer, out, size);
 }
 
-/* $SSH_CLIENT, "address port port" as sshd sets it, into client->address; false if it says no address. */
+unsigned client_reserve_standard_fds(void)
+{
+	unsigned closed = 0;
+
+	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		closed |= 1u << fd;
+		/* The lowest free number is this one: every lower one is open by now. */
+		int null = open("/dev/null", O_RDWR | O_NOCTTY);
+		if (null != fd) {
+			/* No /dev/null (a chroot without it): nothing may ever take the number, so end here. */
+			_exit(EXIT_FAILURE);
+		}
+	}
+	return closed;
+}
+
+bool client_address_from_ssh(const char *ssh_client, char *out, size_t size)
+{
+	/* An address, a scope ("%eth0": sshd's getnameinfo() adds a link-local one's), the ports. */
+	char ssh_host[INET6_ADDRSTRLEN + 32], ssh_port[8];
+
+	if (ssh_client == NULL || sscanf(ssh_client, "%70s %7s", ssh_host, ssh_port) != 2)
+		return false;
+	ssh_host[strcspn(ssh_host, "%")] = '\0'; /* the rules judge the address; a scope is no part of it */
+	if (!is_address_text(ssh_host))
+		return false;
+	format_host_port(ssh_host, ssh_port, out, size);
+	return true;
+}
+
+/* $SSH_CLIENT into client->address; false if it names no address. */
 static bool identify_by_ssh(struct client *client)
 {
-	const char *ssh_client = getenv("SSH_CLIENT");
-	char ssh_host[INET6_ADDRSTRLEN], ssh_port[8];
-
-	if (ssh_client == NULL || sscanf(ssh_client, "%45s %7s", ssh_host, ssh_port) != 2 || !is_address_text(ssh_host))
-		return false;
-	format_host_port(ssh_host, ssh_port, client->address, sizeof(client->address));
-	return true;
+	return client_address_from_ssh(getenv("SSH_CLIENT"), client->address, sizeof(client->address));
 }
 
 /* The first of these that applies names the client (tunneld(8) "LOGGING"). */

@@ -30,6 +30,18 @@ struct client {
 	{ .in = STDIN_FILENO, .out = STDOUT_FILENO, .saved_in_flags = -1, .saved_out_flags = -1,        \
 	  .socks5_reply = -1 }
 
+#define CLIENT_CLOSED_IN 1u
+#define CLIENT_CLOSED_OUT 2u
+#define CLIENT_CLOSED_ERR 4u
+
+/*
+ * Fds 0 to 2 that were closed at exec, each given /dev/null now, before
+ * anything opens a socket: a target connected on a closed fd 0 or 1 would
+ * otherwise be taken for the client, and its bytes sent back to it. Says
+ * which were closed (CLIENT_CLOSED_*).
+ */
+unsigned client_reserve_standard_fds(void);
+
 /*
  * systemd's native passing: one connected stream socket as fd 3 becomes
  * the client; listening sockets from fd 3 on are counted and returned, for
@@ -43,6 +55,9 @@ int client_adopt_passed_sockets(struct client *client, bool *unusable);
  * activator is sshd), $SSH_CLIENT before the others.
  */
 void client_identify(struct client *client, bool ssh_first);
+
+/* $SSH_CLIENT's "address port port" as "address:port" in out; false when it holds no address. */
+bool client_address_from_ssh(const char *ssh_client, char *out, size_t size);
 
 /* O_NONBLOCK on both fds (saved first), and urgent data inline (tunneld(8) "The relay"). */
 void client_make_nonblocking(struct client *client);

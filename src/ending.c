@@ -67,6 +67,11 @@ void tunnel_end(struct tunnel *tunnel, const struct connection_record *record)
 
 void tunnel_abandon(struct tunnel *tunnel, const char *reason, const char *target, const char *user)
 {
+	if (tunnel->client.protocol == PROTOCOL_JUMP) { /* no stream yet: the person is told why ssh saw none */
+		log_tell_person(target, reason);
+		if (tunnel->exit_status == EXIT_SUCCESS)
+			tunnel->exit_status = JUMP_EXIT_STOPPED;
+	}
 	tunnel_end(tunnel, &(struct connection_record){ .client = tunnel->client.address, .target = target,
 							.user = user, .duration_ms = tunnel_elapsed_ms(tunnel),
 							.reason = reason });

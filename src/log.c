@@ -42,8 +42,9 @@
 static enum log_target active_target = LOG_TARGET_STDERR;
 static enum log_format active_format = LOG_FORMAT_TUNNELD;
 static bool stderr_writable;
-static enum log_target requested_target = LOG_TARGET_AUTO;
 static bool stderr_is_persons; /* a jump's fd 2 is ssh's stderr: a person reads it, not a log */
+static bool stderr_is_terminal; /* asked before the sandbox, which refuses the ioctl */
+static bool stderr_was_closed;  /* /dev/null holds its number now: nowhere to write, as when it was closed */
 static char file_path[PATH_MAX];
 static int file_fd = -1;
 
@@ -95,7 +96,7 @@ static bool stderr_is_person(void)
 
 static bool stderr_is_client(int client_in, int client_out)
 {
-	if (fcntl(STDERR_FILENO, F_GETFD) < 0)
+	if (stderr_was_closed || fcntl(STDERR_FILENO, F_GETFD) < 0)
 		return true; /* closed: nowhere to write, and a later open() could land on fd 2 */
 	if (stderr_is_person())
 		return false;
@@ -172,15 +173,15 @@ static int open_log_file(char *why, size_t why_size)
 int log_setup(enum log_target requested, int client_in, int client_out, char *why, size_t why_size)
 {
 	stderr_writable = !stderr_is_client(client_in, client_out);
-	requested_target = requested;
 	if (requested == LOG_TARGET_FILE && open_log_file(why, why_size) < 0) {
-		active_target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG; /* to say so */
+		active_target = stderr_writable && !stderr_is_persons ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG; /* to say so */
 		return -1;
 	}
 
 	switch (requested) {
 	case LOG_TARGET_AUTO:
-		if (stderr_writable && stderr_is_journal())
+		/* A jump's stderr is the person's: the journal then too, and syslog where there is none. */
+		if ((stderr_writable && stderr_is_journal()) || stderr_is_persons)
 			active_target = LOG_TARGET_JOURNAL;
 		else if (stderr_writable)
 			active_target = LOG_TARGET_STDERR;
@@ -188,8 +189,10 @@ int log_setup(enum log_target requested, int client_in, int client_out, char *wh
 			active_target = LOG_TARGET_SYSLOG;
 		break;
 	case LOG_TARGET_STDERR:
-		/* Never, even when asked: under inetd that would be tunnel data. */
-		active_target = stderr_writable ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+		/* Never, even when asked: under inetd that would be tunnel data; for a jump, the person's reading. */
+		active_target = stderr_is_persons ? LOG_TARGET_JOURNAL
+			      : stderr_writable   ? LOG_TARGET_STDERR
+						  : LOG_TARGET_SYSLOG;
 		break;
 	default:
 		active_target = requested;
@@ -573,15 +576,26 @@ void log_connection(const struct connection_record *record)
 void log_leave_stderr_to_person(void)
 {
 	stderr_is_persons = true;
-	if (requested_target == LOG_TARGET_AUTO && active_target == LOG_TARGET_STDERR)
+	stderr_is_terminal = isatty(STDERR_FILENO);
+	if (active_target == LOG_TARGET_STDERR)
 		active_target = LOG_TARGET_JOURNAL; /* and syslog where there is no journal */
+}
+
+bool log_stderr_is_persons(void)
+{
+	return stderr_is_persons;
+}
+
+void log_stderr_closed(void)
+{
+	stderr_was_closed = true;
 }
 
 void log_tell_person(const char *target, const char *text)
 {
 	char escaped_target[FIELD_MAX_BYTES], escaped_text[LOG_LINE_MAX_BYTES / 2], line[LOG_LINE_MAX_BYTES];
 
-	if (!stderr_writable && !isatty(STDERR_FILENO)) /* a terminal is the person's: no stream runs on it yet */
+	if (!stderr_writable && !stderr_is_terminal) /* a terminal is the person's: no stream runs on it yet */
 		return;
 	escape(target, true, escaped_target, sizeof(escaped_target));
 	escape(text, false, escaped_text, sizeof(escaped_text));

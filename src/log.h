@@ -64,6 +64,11 @@ void log_connection(const struct connection_record *record);
  */
 void log_leave_stderr_to_person(void);
 
+bool log_stderr_is_persons(void);
+
+/* fd 2 was closed when tunneld started (and /dev/null holds its number): never the log's. */
+void log_stderr_closed(void);
+
 /* "tunneld: TARGET: TEXT" on fd 2, both escaped, unless fd 2 is the client. */
 void log_tell_person(const char *target, const char *text);
 

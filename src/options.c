@@ -97,6 +97,8 @@ void exit_usage(const char *format, ...)
 	va_start(args, format);
 	log_verrorf(format, args);
 	va_end(args);
+	if (log_stderr_is_persons()) /* a jump's: the forced command is the admin's; the person is told no more */
+		log_tell_person("-", "500 Internal Server Error: the proxy's configuration has an error; its log says which");
 	exit(EXIT_USAGE);
 }
 
@@ -133,11 +135,21 @@ static const struct option long_options[] = {
 };
 
 
+static bool is_offline_option(int value)
+{
+	return value == OPTION_CHECK || value == OPTION_EXPLAIN || value == OPTION_COMPILE || value == OPTION_RELOAD;
+}
+
+static bool is_jump_option(int value)
+{
+	return value == OPTION_JUMP;
+}
+
 /*
- * Does argv ask for --check or --explain, spelled as getopt_long() takes
- * them: whole, or any prefix no other long option shares?
+ * Does argv name an option that wanted() picks, spelled as getopt_long()
+ * takes it: whole, or a prefix no other long option shares?
  */
-bool options_offline_wanted(int argc, char **argv)
+static bool argv_names(int argc, char **argv, bool (*wanted)(int value))
 {
 	const struct option *options = long_options;
 
@@ -159,11 +171,20 @@ bool options_offline_wanted(int argc, char **argv)
 			match = option;
 			matches++;
 		}
-		if (matches == 1 && (match->val == OPTION_CHECK || match->val == OPTION_EXPLAIN ||
-				     match->val == OPTION_COMPILE || match->val == OPTION_RELOAD))
+		if (matches == 1 && wanted(match->val))
 			return true;
 	}
 	return false;
+}
+
+bool options_offline_wanted(int argc, char **argv)
+{
+	return argv_names(argc, argv, is_offline_option);
+}
+
+bool options_jump_wanted(int argc, char **argv)
+{
+	return argv_names(argc, argv, is_jump_option);
 }
 
 /* Every error is told, as --check tells them. */
@@ -218,8 +239,15 @@ static void check_jump(int argc, char **argv, struct options *options, const cha
 		exit_usage("--jump and --proxy-protocol: a jump reads nothing before its stream");
 	if (options->protocols_option)
 		exit_usage("--jump and --protocols: a jump reads no request, in any protocol");
-	if (optind < argc)
+	if (options->log_target == LOG_TARGET_STDERR)
+		exit_usage("--jump and --log=stderr: a jump's stderr is ssh's, which the person reads; log to the journal, "
+			   "syslog or a file");
+	if (optind < argc) {
+		static struct request fixed;
 		options->jump_target = argv[optind++];
+		if (request_parse_authority(options->jump_target, strlen(options->jump_target), &fixed) < 0)
+			exit_usage("--jump '%s': not a target, HOST:PORT: %s", options->jump_target, fixed.why);
+	}
 }
 
 void options_parse(int argc, char **argv, struct options *options, struct rules *rules,

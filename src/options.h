@@ -54,6 +54,9 @@ struct options_reader {
 /* Does argv ask for --check, --explain, --compile or --reload, spelled as getopt_long() takes them? */
 bool options_offline_wanted(int argc, char **argv);
 
+/* Does argv ask for --jump? Before the options are read: from then on, fd 2 is the person's. */
+bool options_jump_wanted(int argc, char **argv);
+
 /*
  * Reads argv into options and the rules file, if one is named, into rules.
  * --help, --version and --reload end the process here; so does a bad

@@ -90,6 +90,9 @@ to_bastion() {
 	timeout 30 ssh -F "$SSH_CONFIG" -T bastion "$@" </dev/null
 }
 
+# What a person is told of any error in the forced command's own configuration.
+MISCONFIGURED="500 Internal Server Error: the proxy's configuration has an error; its log says which"
+
 # tunneld_lines TEXT: the lines of TEXT that tunneld wrote (ssh's own are not).
 tunneld_lines() {
 	grep '^tunneld: ' <<<"$1" || true
@@ -245,7 +248,7 @@ jump_on_pipes() {
 	[ "$status" -eq 2 ]
 	run --separate-stderr jump_on_pipes "127.0.0.1:$TARGET_PORT" --jump-typo
 	[ "$status" -eq 2 ]
-	[ "$stderr" = "tunneld: unknown option '--jump-typo': see tunneld --help" ]
+	[ "$stderr" = "tunneld: $MISCONFIGURED" ]
 	local closed
 	closed=$(free_port)
 	run --separate-stderr jump_on_pipes "127.0.0.1:$closed" --allow-port="$closed" --allow-dest=127.0.0.1/32
@@ -379,4 +382,131 @@ jump_on_pipes() {
 	[[ "$(journal_field 0 TUNNELD_CLIENT)" =~ ^127\.0\.0\.1:[0-9]+$ ]]
 	[ "$(journal_field 0 TUNNELD_TARGET)" = "127.0.0.1:$TARGET_SSHD_PORT" ]
 	[ "$(journal_field 0 TUNNELD_RULE)" = 2 ]
+}
+
+# jump_with_syslog COMMAND ARGS...: jump_on_pipes with --log=syslog, the
+# syslog lines in $SYSLOG, which the caller sets (tests/peers/with-syslog).
+jump_with_syslog() {
+	local command=$1
+	shift
+	SSH_ORIGINAL_COMMAND=$command SSH_CLIENT='192.0.2.7 50123 22' \
+		timeout 20 "$PEERS/with-syslog" "$SYSLOG" "$TUNNELD" --jump --log=syslog "$@" </dev/null
+}
+
+@test "what the forced command's configuration gets wrong stays in the log: a broken rules file, a bad option, an unusable log file, --log=stderr; the person is told one 500 line" {
+	SYSLOG=$BATS_TEST_TMPDIR/syslog
+	printf 'allow to 127.0.0.1 port 22 frobnicate\ndeny user alice to secret.internal\n' >"$BATS_TEST_TMPDIR/rules"
+	run --separate-stderr jump_with_syslog 127.0.0.1:22 --rules "$BATS_TEST_TMPDIR/rules"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: 127.0.0.1:22: $MISCONFIGURED" ]
+	grep -q "rules:1:[0-9]*: expected user, group, from, to, port or protocol, found 'frobnicate'" "$SYSLOG"
+	run --separate-stderr jump_with_syslog 127.0.0.1:22 --allow-port=22 --jump-typo
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $MISCONFIGURED" ]
+	grep -q "unknown option '--jump-typo'" "$SYSLOG"
+	run --separate-stderr jump_with_syslog 127.0.0.1:22 --log=file:/nonexistent/tunneld.log
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $MISCONFIGURED" ]
+	grep -q "cannot open log file /nonexistent/tunneld.log" "$SYSLOG"
+	run --separate-stderr jump_with_syslog 127.0.0.1:22 --log=stderr
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $MISCONFIGURED" ]
+	grep -q -- "--jump and --log=stderr" "$SYSLOG"
+	# A fixed target that is no target is the forced command's error too, and --check says so.
+	run --separate-stderr "$TUNNELD" --jump --allow-port=22 --check 'db1.internal;id'
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: --jump 'db1.internal;id': not a target, HOST:PORT: port required in the authority" ]
+}
+
+@test "a login's userinfo (user:password@) is never shown, not even in a refusal before the target parses" {
+	start_target echo
+	run --separate-stderr jump_on_pipes 'alice:hunter2@db1.internal:22' --allow-port="$TARGET_PORT" \
+		--allow-dest=127.0.0.1/32 "127.0.0.1:$TARGET_PORT"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: db1.internal:22: 400 Bad Request: this login's forced command names its target: run ssh with no command, or with that target" ]
+	run --separate-stderr jump_on_pipes 'alice:hunter2@db1.internal:22' --allow-port=22
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == "tunneld: db1.internal:22: 400 Bad Request: "* ]]
+	# And on a terminal (script(1) gives the jump a pty).
+	run env SSH_ORIGINAL_COMMAND='alice:hunter2@db1.internal:22' timeout 20 script -qec \
+		"$(printf '%q ' "$TUNNELD" --jump --log=file:"$LOG" --allow-port=22)" /dev/null
+	[[ "$output" == *"tunneld: db1.internal:22: 400 Bad Request: a terminal is no byte stream"* ]]
+	wait_for "three records" test "$(wc -l <"$LOG")" -eq 3
+	[ "$(grep -c -- '-> db1\.internal:22 status=400 ' "$LOG")" -eq 3 ]
+	! grep -q hunter2 "$LOG" || false
+	[[ "$output" != *hunter2* ]]
+}
+
+@test "a closed fd 0 or 1 is no client: tunneld ends before it connects, so the target's bytes never go back to the target" {
+	start_target echo
+	# exec in sh, so that nothing of the test's own takes the closed number first.
+	local closes
+	for closes in '<&-' '</dev/null >&-'; do
+		run --separate-stderr sh -c "exec env SSH_ORIGINAL_COMMAND=127.0.0.1:\$1 timeout 20 \"\$2\" --jump --log=file:\"\$3\" \
+			--allow-port=\$1 --allow-dest=127.0.0.1/32 $closes" sh "$TARGET_PORT" "$TUNNELD" "$LOG"
+		[ "$status" -eq 2 ] || { echo "$closes: $status $stderr"; return 1; }
+	done
+	# A CONNECT on fd 0 with fd 1 closed: its 200 would have gone to the target.
+	run --separate-stderr sh -c 'printf "CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n" "$1" | timeout 20 "$2" --log=stderr \
+		--allow-port="$1" --allow-dest=127.0.0.1/32 >&-' sh "$TARGET_PORT" "$TUNNELD"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: fd 0 or 1 was closed: there is no client to serve (an activator hands it over on both)" ]
+	! grep -q 'status=200' "$LOG" || false
+}
+
+@test "the source is SSH_CLIENT's address even with a link-local scope; an SSH_CLIENT naming none is refused, not judged as from nowhere" {
+	start_target echo
+	cat >"$BATS_TEST_TMPDIR/rules" <<-RULES
+		deny from fe80::/10, 192.0.2.0/24
+		allow to 127.0.0.1 port $TARGET_PORT
+		deny
+	RULES
+	local client
+	for client in 'fe80::1%eth0 50000 22' '192.0.2.9 50000 22'; do
+		run --separate-stderr env SSH_CLIENT="$client" SSH_ORIGINAL_COMMAND="127.0.0.1:$TARGET_PORT" REMOTE_ADDR=10.9.9.9 \
+			timeout 20 "$TUNNELD" --jump --log=file:"$LOG" --rules "$BATS_TEST_TMPDIR/rules" </dev/null
+		[ "$status" -eq 1 ] || { echo "$client: $status $stderr"; return 1; }
+	done
+	grep -q '^\[fe80::1\]:50000 -> 127\.0\.0\.1:[0-9]* status=403 .* rule=1 ' "$LOG"
+	grep -q '^192\.0\.2\.9:50000 -> 127\.0\.0\.1:[0-9]* status=403 .* rule=1 ' "$LOG"
+	for client in 'garbage 1 2' '1.2.3 50000 22' ''; do
+		run --separate-stderr env SSH_CLIENT="$client" SSH_ORIGINAL_COMMAND="127.0.0.1:$TARGET_PORT" REMOTE_ADDR=10.9.9.9 \
+			timeout 20 "$TUNNELD" --jump --log=file:"$LOG" --rules "$BATS_TEST_TMPDIR/rules" </dev/null
+		[ "$status" -eq 2 ] || { echo "'$client': $status $stderr"; return 1; }
+		[ "$stderr" = "tunneld: 127.0.0.1:$TARGET_PORT: $MISCONFIGURED" ]
+	done
+	[ "$(grep -c 'status=500 .* reason=$SSH_CLIENT names no address' "$LOG")" -eq 3 ]
+}
+
+@test "a uid with no name in the user database is refused (500), not judged as nobody" {
+	[[ "$TUNNELD" != *valgrind* ]] || skip "valgrind's wrapper cannot be copied where another uid may run it"
+	start_target echo
+	printf 'deny user mallory\nallow to 127.0.0.1 port %s\ndeny\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/rules"
+	chmod 644 "$BATS_TEST_TMPDIR/rules"
+	local copy rules
+	copy=$(shared_copy "$TUNNELD")
+	rules=$(shared_copy "$BATS_TEST_TMPDIR/rules")
+	if getent passwd 54321 >/dev/null; then skip "uid 54321 has a name here"; fi
+	run --separate-stderr env SSH_ORIGINAL_COMMAND="127.0.0.1:$TARGET_PORT" timeout 20 "$PEERS/with-syslog" \
+		"$BATS_TEST_TMPDIR/syslog" setpriv --reuid=54321 --regid=54321 --clear-groups "$copy" --jump --log=syslog \
+		--rules "$rules" </dev/null
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: 127.0.0.1:$TARGET_PORT: $MISCONFIGURED" ]
+	grep -q "status=500 .* protocol=jump reason=uid 54321 has no name in the user database: give --user$" "$BATS_TEST_TMPDIR/syslog"
+}
+
+@test "a stop signal before the tunnel is open tells the person, and exits 5" {
+	start_target blackhole
+	sh -c 'SSH_ORIGINAL_COMMAND="$1" "$2" --jump --log=file:"$3" --allow-port="$4" --allow-dest=127.0.0.1/32 \
+		</dev/null 2>"$5" & echo $! >"$6"; wait $!; echo $? >"$7"' sh "127.0.0.1:$TARGET_PORT" "$TUNNELD" "$LOG" \
+		"$TARGET_PORT" "$BATS_TEST_TMPDIR/stderr" "$BATS_TEST_TMPDIR/pid" "$BATS_TEST_TMPDIR/rc" 3>&- &
+	wait_for "the jump's pid" test -s "$BATS_TEST_TMPDIR/pid"
+	local pid
+	pid=$(cat "$BATS_TEST_TMPDIR/pid")
+	wait_for "its connect under way" sh -c "ss -Htnp \"dport = :$TARGET_PORT\" | grep -q 'pid=$pid,'"
+	kill -TERM "$pid"
+	wait_for "its exit" test -s "$BATS_TEST_TMPDIR/rc"
+	[ "$(cat "$BATS_TEST_TMPDIR/rc")" -eq 5 ]
+	[ "$(cat "$BATS_TEST_TMPDIR/stderr")" = "tunneld: 127.0.0.1:$TARGET_PORT: stopped by signal while connecting" ]
+	wait_log "-> 127\.0\.0\.1:$TARGET_PORT status=- up=0 down=0 duration_ms=[0-9]+ protocol=jump user=root reason=stopped by signal while connecting$"
 }
