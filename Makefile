@@ -30,7 +30,7 @@ HARDENING = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 TUNNELD_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DTUNNELD_VERSION='"$(VERSION)"'
 LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
-SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/jump.c src/ending.c \
+SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/outgoing.c src/jump.c src/ending.c \
 	src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/rules_file.c \
 	src/upstream.c src/sandbox.c src/acceptor.c src/config_file.c

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -124,23 +125,34 @@ int connector_resolve(const struct request *request, int64_t deadline_ms, struct
  * RFC 8305 §4: keep getaddrinfo's (RFC 6724) order within each family, and
  * alternate families starting with the family of the first address.
  */
+/* An address to try, and where to leave from for it. */
+struct candidate {
+	const struct addrinfo *address;
+	struct outgoing from;
+};
+
 static size_t order_candidates(struct addrinfo *list, connector_judge judge, const void *context,
-			       struct addrinfo **ordered, size_t *denied)
+			       struct candidate *ordered, size_t *denied, size_t *without_from)
 {
-	struct addrinfo *by_family[2][CONNECT_ADDRESSES_MAX];
+	struct candidate by_family[2][CONNECT_ADDRESSES_MAX];
 	size_t count[2] = { 0, 0 };
 	int first_family = list != NULL ? list->ai_family : AF_INET6;
 	size_t n = 0;
 
-	*denied = 0;
+	*denied = *without_from = 0;
 	for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
 		size_t group = ai->ai_family == first_family ? 0 : 1;
-		if (!judge(context, ai->ai_addr)) {
+		struct outgoing from = { 0 };
+		if (!judge(context, ai->ai_addr, &from)) {
 			(*denied)++;
 			continue;
 		}
+		if (!outgoing_serves(&from, ai->ai_family)) { /* tunneld(8) "Leaving from an address" */
+			(*without_from)++;
+			continue;
+		}
 		if (count[group] < CONNECT_ADDRESSES_MAX)
-			by_family[group][count[group]++] = ai;
+			by_family[group][count[group]++] = (struct candidate){ .address = ai, .from = from };
 	}
 	for (size_t i = 0; n < CONNECT_ADDRESSES_MAX && (i < count[0] || i < count[1]); i++) {
 		if (i < count[0])
@@ -162,14 +174,34 @@ static void set_socket_options(int fd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, sizeof(on));
 }
 
-/* Starts a non-blocking connect; the socket, or -1 with errno set. */
-static int start_attempt(const struct addrinfo *ai)
+/*
+ * Leaves from from's address: bound to it with no port yet, so that the
+ * kernel picks the port at connect() for this destination alone, and every
+ * destination has the whole ephemeral range (a bind that picked the port
+ * would reserve it for all of them). 0, or -1 with errno set.
+ */
+static int leave_from(int fd, const struct outgoing *from, int family)
 {
+	struct sockaddr_storage local;
+	int on = 1;
+
+	if (!from->set)
+		return 0;
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof(on));
+	socklen_t len = outgoing_address(from, family, &local);
+	return bind(fd, (struct sockaddr *)&local, len);
+}
+
+/* Starts a non-blocking connect; the socket, or -1 with errno set and *bind_failed when the bind was what failed. */
+static int start_attempt(const struct candidate *candidate, bool *bind_failed)
+{
+	const struct addrinfo *ai = candidate->address;
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0)
 		return -1;
 	set_socket_options(fd);
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+	*bind_failed = leave_from(fd, &candidate->from, ai->ai_family) < 0;
+	if (!*bind_failed && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS))
 		return fd;
 	int saved = errno;
 	(void)close(fd);
@@ -211,7 +243,21 @@ static int error_rank(int error)
 	}
 }
 
-static int race_attempts(struct addrinfo **candidates, size_t candidate_count, int64_t deadline_ms,
+/* A bind that failed: the address is the configuration's, not the target's, and the record says which. */
+static int fail_leaving(struct connect_outcome *outcome, const struct candidate *candidate, int error)
+{
+	static char why[INET6_ADDRSTRLEN + 96];
+	char text[INET6_ADDRSTRLEN] = "?";
+	int family = candidate->address->ai_family;
+
+	(void)inet_ntop(family, family == AF_INET ? (const void *)&candidate->from.v4 : (const void *)&candidate->from.v6,
+			text, sizeof(text));
+	(void)snprintf(why, sizeof(why), "cannot leave from %s: %s", text,
+		       error == EADDRNOTAVAIL ? "not an address of this host" : strerror(error));
+	return fail(outcome, FAILURE_OUTGOING_UNUSABLE, why, NULL);
+}
+
+static int race_attempts(const struct candidate *candidates, size_t candidate_count, int64_t deadline_ms,
 			 struct connect_outcome *outcome)
 {
 	struct pollfd in_flight[CONNECT_ADDRESSES_MAX];
@@ -219,21 +265,29 @@ static int race_attempts(struct addrinfo **candidates, size_t candidate_count, i
 	size_t next = 0;
 	int64_t next_start_ms = 0;
 	int worst_error = 0;
+	const struct candidate *unbound = NULL; /* the first whose address could not be bound */
+	int unbound_error = 0;
 
 	for (;;) {
 		int64_t now = clock_now_ms();
 		if (next < candidate_count && now < deadline_ms && (in_flight_count == 0 || now >= next_start_ms)) {
-			int fd = start_attempt(candidates[next++]);
+			bool bind_failed = false;
+			int fd = start_attempt(&candidates[next++], &bind_failed);
 			if (fd >= 0) {
 				in_flight[in_flight_count++] = (struct pollfd){ .fd = fd, .events = POLLOUT };
 				next_start_ms = now + HAPPY_EYEBALLS_DELAY_MS;
-			} else if (error_rank(errno) >= error_rank(worst_error)) {
+			} else if (bind_failed && unbound == NULL) {
+				unbound = &candidates[next - 1];
+				unbound_error = errno;
+			} else if (!bind_failed && error_rank(errno) >= error_rank(worst_error)) {
 				worst_error = errno;
 			}
 			continue;
 		}
 		if (now >= deadline_ms)
 			break;
+		if (in_flight_count == 0 && unbound != NULL && worst_error == 0)
+			return fail_leaving(outcome, unbound, unbound_error);
 		if (in_flight_count == 0)
 			return fail_connect(outcome, worst_error);
 
@@ -277,11 +331,14 @@ static int race_attempts(struct addrinfo **candidates, size_t candidate_count, i
 int connector_connect(struct addrinfo *addresses, connector_judge judge, const void *context, int64_t deadline_ms,
 		      struct connect_outcome *outcome)
 {
-	struct addrinfo *candidates[CONNECT_ADDRESSES_MAX];
-	size_t denied;
+	struct candidate candidates[CONNECT_ADDRESSES_MAX];
+	size_t denied, without_from;
 
 	outcome->failure = FAILURE_NONE;
-	size_t candidate_count = order_candidates(addresses, judge, context, candidates, &denied);
+	size_t candidate_count = order_candidates(addresses, judge, context, candidates, &denied, &without_from);
+	if (candidate_count == 0 && without_from > 0)
+		return fail(outcome, FAILURE_NO_OUTGOING,
+			    "the outgoing address has none of the target's address families", NULL);
 	if (candidate_count == 0)
 		return fail(outcome, FAILURE_DESTINATION_DENIED,
 			    "every address of the target is denied by the destination rules", NULL);

@@ -12,8 +12,9 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
-#include "request.h"
 #include "failure.h"
+#include "outgoing.h"
+#include "request.h"
 
 #define HAPPY_EYEBALLS_DELAY_MS 250   /* RFC 8305 §5 "Connection Attempt Delay" */
 #define CONNECT_ADDRESSES_MAX 32      /* addresses tried per request, at most */
@@ -25,8 +26,13 @@ struct connect_outcome {
 	const char *dns_rcode;  /* for dns_error, or NULL */
 };
 
-/* May the connector try this address? context is the caller's. */
-typedef bool (*connector_judge)(const void *context, const struct sockaddr *address);
+/*
+ * May the connector try this address, and from where? context is the
+ * caller's; *from starts unset (the kernel chooses), and the judge sets it
+ * to leave from an address (with "same" already made one). An address of
+ * a family *from has none for is not tried.
+ */
+typedef bool (*connector_judge)(const void *context, const struct sockaddr *address, struct outgoing *from);
 
 /*
  * Returns a connected, non-blocking TCP socket, or -1 with outcome filled.

@@ -49,6 +49,7 @@ void tunnel_end(struct tunnel *tunnel, const struct connection_record *record)
 									   : "http";
 		full.socks5_reply = tunnel->client.socks5_reply;
 		full.via = tunnel->hop.via;
+		full.local = tunnel->hop.local;
 		full.rule_line = rules_line(tunnel->rules, tunnel->hop.rule);
 		full.sandbox = tunnel->sandbox_gaps;
 		log_connection(&full);

@@ -29,6 +29,8 @@ enum failure {
 	FAILURE_PARENT_REFUSED,  /* the parent proxy answered, and not with success */
 	FAILURE_PARENT_BROKEN,   /* the parent proxy's answer was not its protocol */
 	FAILURE_MISCONFIGURED,   /* a file the options name (rules, passwords) cannot be used */
+	FAILURE_NO_OUTGOING,     /* no address to leave from for any address of the target's families */
+	FAILURE_OUTGOING_UNUSABLE, /* the address to leave from is not this host's */
 	FAILURE_COUNT
 };
 

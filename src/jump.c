@@ -112,6 +112,7 @@ int jump_exit_status(enum failure failure)
 	case FAILURE_HEADER_TIMEOUT:
 	case FAILURE_HEAD_TOO_LARGE:
 	case FAILURE_MISCONFIGURED:
+	case FAILURE_OUTGOING_UNUSABLE:
 		return 2;
 	case FAILURE_DNS_ERROR:
 	case FAILURE_CONNECTION_REFUSED:
@@ -120,6 +121,7 @@ int jump_exit_status(enum failure failure)
 	case FAILURE_DESTINATION_UNAVAILABLE:
 	case FAILURE_PARENT_REFUSED:
 	case FAILURE_PARENT_BROKEN:
+	case FAILURE_NO_OUTGOING:
 		return 3;
 	case FAILURE_DNS_TIMEOUT:
 	case FAILURE_CONNECT_TIMEOUT:

@@ -291,7 +291,7 @@ static void emit_now(enum log_target target, int priority, const char *line, cha
 		static char identifier[] = "SYSLOG_IDENTIFIER=tunneld";
 		char message[LOG_LINE_MAX_BYTES + 16];
 		char priority_field[16];
-		struct iovec iov[16];
+		struct iovec iov[20];
 		size_t n = 0;
 
 		(void)snprintf(message, sizeof(message), "MESSAGE=%s", line);
@@ -504,11 +504,11 @@ void log_connection(const struct connection_record *record)
 	char client_field[FIELD_MAX_BYTES + 32], target_field[FIELD_MAX_BYTES + 32], user_field[FIELD_MAX_BYTES + 32];
 	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
 	char protocol_field[32], reply_field[32], via_field[FIELD_MAX_BYTES + 32], rule_field[32];
-	char sandbox_field[FIELD_MAX_BYTES + 32];
+	char sandbox_field[FIELD_MAX_BYTES + 32], local_field[FIELD_MAX_BYTES + 32];
 	char via[FIELD_MAX_BYTES], route_text[FIELD_MAX_BYTES + 48] = "";
 	bool socks5 = record->protocol != NULL && strcmp(record->protocol, "socks5") == 0;
 	bool jump = record->protocol != NULL && strcmp(record->protocol, "jump") == 0;
-	char *fields[12] = { client_field, target_field, status_field, up_field, down_field, duration_field,
+	char *fields[14] = { client_field, target_field, status_field, up_field, down_field, duration_field,
 			     reason_field, protocol_field };
 	size_t field_count = 8;
 
@@ -525,9 +525,10 @@ void log_connection(const struct connection_record *record)
 		(void)snprintf(protocol_text, sizeof(protocol_text), " protocol=%s", record->protocol);
 	/* The route a rules file chose: the parent used, and the line that decided. */
 	escape(record->via != NULL ? record->via : "", true, via, sizeof(via));
-	if (record->via != NULL || record->rule_line > 0)
-		(void)snprintf(route_text, sizeof(route_text), "%s%s%s%.0u", record->via != NULL ? " via=" : "", via,
-			       record->rule_line > 0 ? " rule=" : "", record->rule_line);
+	if (record->via != NULL || record->rule_line > 0 || record->local != NULL)
+		(void)snprintf(route_text, sizeof(route_text), "%s%s%s%.0u%s%s", record->via != NULL ? " via=" : "", via,
+			       record->rule_line > 0 ? " rule=" : "", record->rule_line,
+			       record->local != NULL ? " local=" : "", record->local != NULL ? record->local : "");
 	if (active_format == LOG_FORMAT_SQUID)
 		format_squid_line(record, client, target, user, line, sizeof(line));
 	else
@@ -563,6 +564,10 @@ void log_connection(const struct connection_record *record)
 	if (record->rule_line > 0) {
 		(void)snprintf(rule_field, sizeof(rule_field), "TUNNELD_RULE=%u", record->rule_line);
 		fields[field_count++] = rule_field;
+	}
+	if (record->local != NULL) {
+		(void)snprintf(local_field, sizeof(local_field), "TUNNELD_LOCAL=%s", record->local);
+		fields[field_count++] = local_field;
 	}
 	if (record->sandbox != NULL) {
 		char sandbox[FIELD_MAX_BYTES];

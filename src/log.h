@@ -29,6 +29,7 @@ struct connection_record {
 	int socks5_reply;       /* the SOCKS5 REP the client got, or -1 */
 	const char *peer;       /* the address connected (the target's, or the parent's), or NULL */
 	const char *via;        /* the parent proxy's URL, never with a login, or NULL: direct */
+	const char *local;      /* the address:port it left from, when an outgoing address chose it; or NULL */
 	unsigned rule_line;     /* the rules file's line that decided, or 0 */
 	const char *sandbox;    /* what of the sandbox this kernel refused, as sandbox_enter() says it, or NULL */
 };

@@ -18,6 +18,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every address to leave from, of the option and of each rule, is this host's: else each is said, and exit 2. */
+static void check_outgoing(const struct options *options, const struct rules *rules)
+{
+	char why[INET6_ADDRSTRLEN + 96];
+	unsigned errors = 0;
+
+	if (outgoing_check(&options->outgoing, why, sizeof(why)) < 0) {
+		(void)fprintf(stderr, "tunneld: --outgoing-address: %s\n", why);
+		errors++;
+	}
+	for (unsigned i = 0; options->rules_path != NULL && i < rules->rule_count; i++) {
+		struct outgoing outgoing;
+		if (rules_outgoing(rules, (int)i, &outgoing) && outgoing_check(&outgoing, why, sizeof(why)) < 0) {
+			(void)fprintf(stderr, "tunneld: %s:%u: %s\n", options->rules_path, rules->rules[i].line, why);
+			errors++;
+		}
+	}
+	if (errors > 0)
+		exit(EXIT_USAGE);
+}
+
+/* Where an allowed tunnel would leave from, when something says. */
+static void explain_outgoing(const struct options *options, const struct rules *rules, int rule)
+{
+	struct outgoing outgoing;
+	char text[OUTGOING_TEXT_MAX_BYTES];
+	bool by_rule = rules_outgoing(rules, rule, &outgoing);
+
+	if (!by_rule)
+		outgoing = options->outgoing;
+	if (!outgoing.set)
+		return;
+	outgoing_format(&outgoing, text, sizeof(text));
+	if (by_rule)
+		(void)printf("leaves from: %s%s, line %u\n", text, outgoing.same ? " (the address the client reached)" : "",
+			     rules_line(rules, rule));
+	else
+		(void)printf("leaves from: %s%s (--outgoing-address)\n", text,
+			     outgoing.same ? ", the address the client reached" : "");
+}
+
 void offline_check(const struct options *options, const struct rules *rules)
 {
 	char gaps[SANDBOX_WHY_MAX_BYTES];
@@ -26,6 +67,7 @@ void offline_check(const struct options *options, const struct rules *rules)
 	/* On stdout, with "OK": for a person; an acceptor's reload check, which closes stdout, says nothing. */
 	if (sandbox_probe(gaps, sizeof(gaps)))
 		(void)printf("tunneld: note: %s: tunnels run without it (tunneld(8) \"Sandbox\")\n", gaps);
+	check_outgoing(options, rules);
 	if (options->rules_path == NULL) {
 		(void)printf("tunneld: options OK (no rules file)\n");
 		exit(EXIT_SUCCESS);
@@ -105,6 +147,7 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 		case RULES_ALLOW:
 			allowed = true;
 			(void)printf("verdict: allow, line %u\n", line);
+			explain_outgoing(options, rules, route.verdict.rule);
 			break;
 		case RULES_NEEDS_ADDRESSES:
 			(void)printf("verdict: %s (the rules need the name's addresses, and the lookup found none: %d, as "
@@ -115,6 +158,7 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 			allowed = true;
 			(void)printf("verdict: via %s, line %u\n", rules->parents[rules->rules[route.verdict.rule].parent].display,
 				     line);
+			explain_outgoing(options, rules, route.verdict.rule);
 			if (!judged.subject.host_is_ip_literal)
 				(void)printf("the parent resolves %s: where it leads, and whether that is allowed, is the parent's "
 					     "policy (the built-in denies apply here to addresses only)\n",
@@ -148,6 +192,8 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 		if (addresses != NULL)
 			freeaddrinfo(addresses);
 		(void)printf("verdict: %s\n", allowed ? "allow" : "deny");
+		if (allowed)
+			explain_outgoing(options, rules, -1);
 	}
 	signals_finishing();
 	(void)fflush(stdout);

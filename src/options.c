@@ -42,6 +42,8 @@ static void usage(FILE *stream)
 		      "  -S, --protocols LIST        protocols served: http, socks5 or http,socks5 (default both)\n"
 		      "  -N, --nat64-prefix CIDR     this site's NAT64 prefix: judge its addresses as IPv4 too\n"
 		      "  -R, --rules FILE            who may reach what, first match wins (instead of -p -a -d -H)\n"
+		      "      --outgoing-address ADDRESS[,ADDRESS] | same\n"
+		      "                              leave from this address (one per family), or the one the client reached\n"
 		      "      --check                 check the options and the rules file, then exit\n"
 		      "      --explain WORD...       say what the rules decide for user= from= to=HOST:PORT protocol=\n"
 		      "      --compile IMAGE         check the rules file and write its compiled image, for --rules IMAGE\n"
@@ -103,7 +105,7 @@ void exit_usage(const char *format, ...)
 }
 
 enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE, OPTION_MAX_TUNNELS, OPTION_MAX_TUNNELS_PER_SOURCE,
-       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD, OPTION_JUMP, OPTION_USER };
+       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD, OPTION_JUMP, OPTION_USER, OPTION_OUTGOING };
 
 static const struct option long_options[] = {
 	{ "allow-port", required_argument, NULL, 'p' },
@@ -129,6 +131,7 @@ static const struct option long_options[] = {
 	{ "reload", required_argument, NULL, OPTION_RELOAD },
 	{ "jump", no_argument, NULL, OPTION_JUMP },
 	{ "user", required_argument, NULL, OPTION_USER },
+	{ "outgoing-address", required_argument, NULL, OPTION_OUTGOING },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -364,6 +367,10 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 				exit_usage("bad --user '%s': want letters, digits and - . _ @ +, at most %d bytes", optarg,
 					   RULES_USER_NAME_MAX_BYTES);
 			options->jump_user = optarg;
+			break;
+		case OPTION_OUTGOING:
+			if (outgoing_parse(optarg, &options->outgoing, &why) < 0)
+				exit_usage("bad --outgoing-address '%s': %s", optarg, why);
 			break;
 		case OPTION_EXIT_IDLE_TIME:
 			if (parse_seconds(optarg, 0, TIMEOUT_MAX_SECONDS, &options->acceptor.exit_idle_seconds) < 0)

@@ -38,6 +38,7 @@ struct options {
 	bool jump;               /* --jump: no request; the target is jump_target (tunneld(8) "AS AN SSH JUMP HOST") */
 	const char *jump_target; /* the operand, or NULL: $SSH_ORIGINAL_COMMAND */
 	const char *jump_user;   /* --user, or NULL: the login name */
+	struct outgoing outgoing; /* --outgoing-address: where tunnels leave from, unless a rule says */
 	struct acceptor_limits acceptor; /* used only when handed a listening socket (Accept=no) */
 	/* A file the options name that cannot be used: its first error, for a connection to answer with; or empty. */
 	char configuration_error[512];

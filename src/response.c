@@ -38,6 +38,8 @@ static const struct failure_wire failure_table[FAILURE_COUNT] = {
 	[FAILURE_PARENT_REFUSED] = { 502, "Bad Gateway", "destination_unavailable", "" },
 	[FAILURE_PARENT_BROKEN] = { 502, "Bad Gateway", "http_protocol_error", "" },
 	[FAILURE_MISCONFIGURED] = { 500, "Internal Server Error", "proxy_configuration_error", "" },
+	[FAILURE_NO_OUTGOING] = { 502, "Bad Gateway", "destination_ip_unroutable", "" },
+	[FAILURE_OUTGOING_UNUSABLE] = { 502, "Bad Gateway", "proxy_configuration_error", "" },
 };
 
 int failure_status(enum failure failure)

@@ -16,9 +16,59 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool options_allow_address(const void *policy, const struct sockaddr *address)
+/*
+ * Where a tunnel leaves from (tunneld(8) "Leaving from an address"):
+ * chosen, with "same" made the address the client reached; a client on
+ * no IP socket reached none, and then no address of the target is tried.
+ */
+static struct outgoing leaving_from(const struct tunnel *tunnel, const struct outgoing *chosen)
 {
-	return policy_address_allowed(policy, address);
+	static struct outgoing reached;
+	static int reached_known; /* 0: not asked yet; 1: reached; -1: the client is on no IP socket */
+	struct outgoing resolved = *chosen;
+
+	if (!chosen->set || !chosen->same)
+		return resolved;
+	if (reached_known == 0)
+		reached_known = outgoing_of_client(chosen, tunnel->client.in, &reached) == 0 ? 1 : -1;
+	return reached_known > 0 ? reached : (struct outgoing){ .set = true };
+}
+
+/* The record's local=: the address and port a tunnel that chose where to leave from left from. */
+static void note_local(struct tunnel *tunnel, int target, const struct outgoing *chosen)
+{
+	static char local[INET6_ADDRSTRLEN + 16];
+	struct sockaddr_storage address;
+	socklen_t len = sizeof(address);
+
+	if (!chosen->set || getsockname(target, (struct sockaddr *)&address, &len) < 0)
+		return;
+	log_format_address((struct sockaddr *)&address, local, sizeof(local));
+	tunnel->hop.local = local;
+}
+
+/* A refusal for want of an address to leave from says so when it was "same" and the client reached none. */
+static const char *leaving_why(const struct tunnel *tunnel, const struct connect_outcome *outcome,
+			       const struct outgoing *chosen)
+{
+	struct outgoing resolved = leaving_from(tunnel, chosen);
+
+	if (outcome->failure == FAILURE_NO_OUTGOING && chosen->same && !resolved.has_v4 && !resolved.has_v6)
+		return "outgoing same: the client reached no IP address of this host (it is not on a TCP socket)";
+	return outcome->why;
+}
+
+struct options_judge {
+	const struct policy *policy;
+	struct outgoing from;
+};
+
+static bool options_allow_address(const void *context, const struct sockaddr *address, struct outgoing *from)
+{
+	const struct options_judge *judge = context;
+
+	*from = judge->from;
+	return policy_address_allowed(judge->policy, address);
 }
 
 /* --allow-port, --allow-host, then every address against the destination rules. */
@@ -26,16 +76,19 @@ static int open_by_options(struct tunnel *tunnel, const struct request *request,
 {
 	const struct options *options = tunnel->options;
 	struct connect_outcome outcome;
+	struct options_judge judge = { .policy = &options->policy, .from = leaving_from(tunnel, &options->outgoing) };
 
 	if (!policy_port_allowed(&options->policy, request->port))
 		tunnel_refuse(tunnel, FAILURE_PORT_DENIED, "port not allowed", NULL, NULL, request->authority, user);
 	if (!policy_host_allowed(&options->policy, request->host, request->host_kind != HOST_NAME))
 		tunnel_refuse(tunnel, FAILURE_HOST_DENIED, "host not allowed", NULL, NULL, request->authority, user);
-	int target = connector_open(request, options_allow_address, &options->policy, deadline_ms, &outcome);
+	int target = connector_open(request, options_allow_address, &judge, deadline_ms, &outcome);
 	if (target < 0 && outcome.failure == FAILURE_NONE)
 		tunnel_abandon(tunnel, outcome.why, request->authority, user);
 	if (target < 0)
-		tunnel_refuse(tunnel, outcome.failure, outcome.why, NULL, outcome.dns_rcode, request->authority, user);
+		tunnel_refuse(tunnel, outcome.failure, leaving_why(tunnel, &outcome, &options->outgoing), NULL,
+			      outcome.dns_rcode, request->authority, user);
+	note_local(tunnel, target, &options->outgoing);
 	return target;
 }
 
@@ -54,11 +107,29 @@ bool parse_source(const char *text, int *family, uint8_t *address)
 }
 
 
-static bool rules_allow_address(const void *context, const struct sockaddr *address)
+/* A rule's outgoing, or else --outgoing-address's. */
+static const struct outgoing *chosen_by(const struct tunnel *tunnel, int rule, struct outgoing *space)
 {
-	const struct judged_request *judged = context;
+	return rules_outgoing(tunnel->rules, rule, space) ? space : &tunnel->options->outgoing;
+}
+
+struct rules_judge {
+	const struct judged_request *judged;
+	const struct tunnel *tunnel;
+};
+
+/* An address the rules allow, left from where the rule that allows it says. */
+static bool rules_allow_address(const void *context, const struct sockaddr *address, struct outgoing *from)
+{
+	const struct rules_judge *judge = context;
+	const struct judged_request *judged = judge->judged;
 	struct rules_verdict verdict;
-	return rules_judge_address(judged->rules, judged->policy, &judged->subject, address, &verdict) == RULES_ALLOW;
+	struct outgoing space;
+
+	if (rules_judge_address(judged->rules, judged->policy, &judged->subject, address, &verdict) != RULES_ALLOW)
+		return false;
+	*from = leaving_from(judge->tunnel, chosen_by(judge->tunnel, verdict.rule, &space));
+	return true;
 }
 
 
@@ -186,11 +257,20 @@ static int open_via(struct tunnel *tunnel, int rule, const struct request *reque
 	const struct parent *parent = &tunnel->rules->parents[tunnel->rules->rules[rule].parent];
 	struct upstream_outcome outcome;
 
+	struct outgoing space;
+	const struct outgoing *chosen = chosen_by(tunnel, rule, &space);
+	struct outgoing from = leaving_from(tunnel, chosen);
+
 	tunnel->hop.rule = rule;
 	tunnel->hop.via = parent->display;
-	int target = upstream_open(parent, request, deadline_ms, &outcome);
-	if (target >= 0)
+	int target = upstream_open(parent, request, &from, deadline_ms, &outcome);
+	if (target >= 0) {
+		note_local(tunnel, target, chosen);
 		return target;
+	}
+	if (outcome.failure == FAILURE_NO_OUTGOING)
+		outcome.why = leaving_why(tunnel, &(struct connect_outcome){ .failure = outcome.failure, .why = outcome.why },
+					  chosen);
 	if (outcome.failure == FAILURE_NONE)
 		tunnel_abandon(tunnel, outcome.why, request->authority, user);
 	const char *log_reason = outcome.why;
@@ -230,12 +310,17 @@ static int open_by_rules(struct tunnel *tunnel, const struct request *request, c
 	case RULES_ALLOW:
 		break;
 	}
-	int target = connector_connect(route.addresses, rules_allow_address, &judged, deadline_ms, &outcome);
+	struct rules_judge judge = { .judged = &judged, .tunnel = tunnel };
+	int target = connector_connect(route.addresses, rules_allow_address, &judge, deadline_ms, &outcome);
 	freeaddrinfo(route.addresses);
 	if (target < 0 && outcome.failure == FAILURE_NONE)
 		tunnel_abandon(tunnel, outcome.why, request->authority, user);
-	if (target < 0)
-		tunnel_refuse(tunnel, outcome.failure, outcome.why, NULL, outcome.dns_rcode, request->authority, user);
+	if (target < 0) {
+		struct outgoing space;
+		tunnel_refuse(tunnel, outcome.failure,
+			      leaving_why(tunnel, &outcome, chosen_by(tunnel, route.verdict.rule, &space)), NULL,
+			      outcome.dns_rcode, request->authority, user);
+	}
 	/* The record names the rule that allowed the address connected, of those the race could pick. */
 	struct sockaddr_storage peer;
 	socklen_t peer_len = sizeof(peer);
@@ -244,6 +329,8 @@ static int open_by_rules(struct tunnel *tunnel, const struct request *request, c
 	    rules_judge_address(tunnel->rules, judged.policy, &judged.subject, (struct sockaddr *)&peer, &verdict) ==
 		    RULES_ALLOW)
 		tunnel->hop.rule = verdict.rule;
+	struct outgoing space;
+	note_local(tunnel, target, chosen_by(tunnel, tunnel->hop.rule, &space));
 	return target;
 }
 

@@ -310,6 +310,57 @@ static void add_protocol(struct cursor *cursor, const char *word, size_t column,
 		error_at(cursor, column, "expected http, socks5 or jump, found '%s'", word);
 }
 
+/*
+ * "outgoing same", or "outgoing ADDRESS[, ADDRESS]", one per family
+ * (tunneld(8) "Leaving from an address"): kept as /32 and /128 networks,
+ * one after the other.
+ */
+static void parse_outgoing(struct cursor *cursor, struct rule *rule)
+{
+	struct rules *rules = cursor->rules;
+	char word[TOKEN_MAX_BYTES];
+	size_t column;
+	bool has_v4 = false, has_v6 = false;
+
+	rule->outgoing_first_net = rules->net_count;
+	for (;;) {
+		struct outgoing one;
+		const char *why;
+		if (next_word(cursor, word, sizeof(word), &column) == 0) {
+			if (!cursor->failed)
+				error_at(cursor, column, "expected an address to leave from, or same, after 'outgoing', found %s",
+					 found(cursor, word));
+			return;
+		}
+		bool alone = rule->outgoing_nets == 0 && !rule->outgoing_same;
+		if (strcmp(word, "same") == 0 && alone) {
+			rule->outgoing_same = true;
+		} else if (!rule->outgoing_same && strcmp(word, "same") != 0 && outgoing_parse(word, &one, &why) == 0 &&
+			   !(one.has_v4 && has_v4) && !(one.has_v6 && has_v6)) {
+			if (rules->net_count >= RULE_ITEMS_MAX) {
+				error_at(cursor, column, "more than %d networks in the file", RULE_ITEMS_MAX);
+				return;
+			}
+			struct rule_net *net = &rules->nets[rules->net_count++];
+			memset(net, 0, sizeof(*net));
+			net->family = (uint8_t)(one.has_v4 ? AF_INET : AF_INET6);
+			net->prefix = (uint8_t)(one.has_v4 ? 32 : 128);
+			memcpy(net->address, one.has_v4 ? (const void *)&one.v4 : (const void *)&one.v6, one.has_v4 ? 4 : 16);
+			has_v4 = has_v4 || one.has_v4;
+			has_v6 = has_v6 || one.has_v6;
+			rule->outgoing_nets++;
+		} else {
+			error_at(cursor, column,
+				 "expected an IPv4 address, an IPv6 address (at most one of each) or same alone, found '%s'",
+				 word);
+			return;
+		}
+		if (cursor->failed || !next_is(cursor, ','))
+			return;
+		cursor->at++;
+	}
+}
+
 /* A comma-separated list after keyword, each value given to add. */
 static void parse_list(struct cursor *cursor, const char *keyword, const char *what,
 		       void (*add)(struct cursor *, const char *, size_t), struct rule *rule)
@@ -535,9 +586,21 @@ static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_c
 	while (!cursor->failed && !at_end(cursor)) {
 		if (next_word(cursor, word, sizeof(word), &column) == 0) {
 			if (!cursor->failed)
-				error_at(cursor, column, "expected user, group, from, to, port or protocol, found %s",
+				error_at(cursor, column, "expected user, group, from, to, port, protocol or outgoing, found %s",
 					 found(cursor, word));
 			break;
+		}
+		if (strcmp(word, "outgoing") == 0) {
+			if (verb == RULE_VERB_DENY) {
+				error_at(cursor, column, "'outgoing' on a deny rule: a refused tunnel leaves from nowhere");
+				break;
+			}
+			if (rule.outgoing_same || rule.outgoing_nets > 0) {
+				error_at(cursor, column, "'outgoing' is already given in this rule: list its addresses with commas");
+				break;
+			}
+			parse_outgoing(cursor, &rule);
+			continue;
 		}
 		bool *seen;
 		if (strcmp(word, "user") == 0)
@@ -553,7 +616,7 @@ static void parse_rule(struct cursor *cursor, enum rule_verb verb, size_t verb_c
 		else if (strcmp(word, "protocol") == 0)
 			seen = NULL;
 		else {
-			error_at(cursor, column, "expected user, group, from, to, port or protocol, found '%s'", word);
+			error_at(cursor, column, "expected user, group, from, to, port, protocol or outgoing, found '%s'", word);
 			break;
 		}
 		if ((seen != NULL && *seen) || (seen == NULL && rule.protocols != 0)) {
@@ -967,6 +1030,27 @@ enum rules_action rules_judge_request(const struct rules *rules, const struct po
 	if (!address_allow_before)
 		return decide(verdict, RULES_DENY, -1, "no rule matches");
 	return decide(verdict, RULES_NEEDS_ADDRESSES, -1, "the addresses decide");
+}
+
+bool rules_outgoing(const struct rules *rules, int rule_index, struct outgoing *out)
+{
+	if (rule_index < 0 || (unsigned)rule_index >= rules->rule_count)
+		return false;
+	const struct rule *rule = &rules->rules[rule_index];
+	if (!rule->outgoing_same && rule->outgoing_nets == 0)
+		return false;
+	*out = (struct outgoing){ .set = true, .same = rule->outgoing_same };
+	for (uint32_t i = 0; i < rule->outgoing_nets; i++) {
+		const struct rule_net *net = &rules->nets[rule->outgoing_first_net + i];
+		if (net->family == AF_INET) {
+			memcpy(&out->v4, net->address, sizeof(out->v4));
+			out->has_v4 = true;
+		} else {
+			memcpy(&out->v6, net->address, sizeof(out->v6));
+			out->has_v6 = true;
+		}
+	}
+	return true;
 }
 
 unsigned rules_line(const struct rules *rules, int rule)

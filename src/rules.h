@@ -15,6 +15,7 @@
 #ifndef TUNNELD_RULES_H
 #define TUNNELD_RULES_H
 
+#include "outgoing.h"
 #include "policy.h"
 #include "request.h"
 
@@ -92,6 +93,9 @@ struct rule {
 	uint8_t parent;           /* for via: index into rules->parents */
 	uint8_t protocols;        /* RULE_PROTOCOL_* bits; 0: any */
 	bool has_who, has_from, has_to, has_port;
+	bool outgoing_same;       /* "outgoing same": the address the client reached */
+	uint8_t outgoing_nets;    /* "outgoing ADDRESS[,ADDRESS]": 0 to 2 addresses, one per family, */
+	uint32_t outgoing_first_net; /* at nets[outgoing_first_net] on, as /32 and /128 */
 };
 
 struct rules_group {
@@ -221,6 +225,9 @@ enum rules_action rules_judge_address(const struct rules *rules, const struct po
 
 /* The source line of rule index (for records and --explain), or 0. */
 unsigned rules_line(const struct rules *rules, int rule);
+
+/* Where rule (an index, or -1) says its tunnels leave from, into out: false when it says nothing. */
+bool rules_outgoing(const struct rules *rules, int rule, struct outgoing *out);
 
 #define RULES_USER_NAME_MAX_BYTES 64
 /* Could a rule name this user: letters, digits and - . _ @ +, 1 to 64 bytes? */

@@ -154,6 +154,28 @@ static bool parent_is_sound(const struct parent *parent)
 	       string_ends(parent->display, sizeof(parent->display));
 }
 
+/* "outgoing": same alone, or one address of each family at most, as /32 and /128 in the nets; never on a deny. */
+static bool outgoing_is_sound(const struct rules *rules, const struct rule *rule)
+{
+	bool has_v4 = false, has_v6 = false;
+
+	if (!is_bool(&rule->outgoing_same) || rule->outgoing_nets > 2 ||
+	    (rule->outgoing_same && rule->outgoing_nets > 0) ||
+	    ((rule->outgoing_same || rule->outgoing_nets > 0) && rule->verb == RULE_VERB_DENY) ||
+	    rule->outgoing_first_net > rules->net_count || rule->outgoing_nets > rules->net_count - rule->outgoing_first_net)
+		return false;
+	for (uint32_t i = 0; i < rule->outgoing_nets; i++) {
+		const struct rule_net *net = &rules->nets[rule->outgoing_first_net + i];
+		bool v4 = net->family == AF_INET && net->prefix == 32 && !has_v4;
+		bool v6 = net->family == AF_INET6 && net->prefix == 128 && !has_v6;
+		if (!v4 && !v6)
+			return false;
+		has_v4 = has_v4 || v4;
+		has_v6 = has_v6 || v6;
+	}
+	return true;
+}
+
 /* Every index and offset within its array, every string ended: 0, or the error count. */
 static unsigned check_tables(const struct rules *rules, const char *name, struct rules_errors *errors)
 {
@@ -165,7 +187,7 @@ static unsigned check_tables(const struct rules *rules, const char *name, struct
 		    rule->verb > RULE_VERB_VIA || (rule->verb == RULE_VERB_VIA && rule->parent >= rules->parent_count) ||
 		    rule->protocols > (RULE_PROTOCOL_HTTP | RULE_PROTOCOL_SOCKS5 | RULE_PROTOCOL_JUMP) || rule->line == 0 ||
 		    !is_bool(&rule->has_who) || !is_bool(&rule->has_from) || !is_bool(&rule->has_to) ||
-		    !is_bool(&rule->has_port))
+		    !is_bool(&rule->has_port) || !outgoing_is_sound(rules, rule))
 			return rules_error(errors, "compiled rules %s: damaged (rule %u)", name, i + 1);
 	}
 	for (uint32_t i = 0; i < rules->item_count; i++)

@@ -165,6 +165,7 @@ static const int allowed_calls[] = {
 	SYS_getsockname, SYS_munmap, SYS_getpid, SYS_gettid, SYS_lseek, SYS_uname, SYS_getuid, SYS_sendto,
 	SYS_recvfrom, SYS_sendmmsg, SYS_sendmsg, SYS_memfd_create, SYS_restart_syscall, SYS_clock_gettime,
 	SYS_writev, SYS_readv, /* the resolver's queries over TCP (a truncated answer, options use-vc) */
+	SYS_bind, /* an outgoing address (tunneld(8) "Leaving from an address"), before connect() */
 #ifdef SYS_poll
 	SYS_poll, /* the resolver's, on machines that have it */
 #endif
@@ -332,7 +333,8 @@ bool sandbox_tighten_after_connect(void)
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 2),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 3),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 5, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_bind, 3, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_connect, 2, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 1, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 1),

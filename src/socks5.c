@@ -163,6 +163,7 @@ enum socks5_reply socks5_reply_for(enum failure failure)
 	case FAILURE_AUTH_REQUIRED:
 		return SOCKS5_NOT_ALLOWED;
 	case FAILURE_UNROUTABLE:
+	case FAILURE_NO_OUTGOING:
 		return SOCKS5_NETWORK_UNREACHABLE;
 	/* A timeout is a host that did not answer: 0x06 would say an IP TTL ran out, which is not what happened. */
 	case FAILURE_HOST_UNREACHABLE:
@@ -182,6 +183,7 @@ enum socks5_reply socks5_reply_for(enum failure failure)
 	case FAILURE_PARENT_REFUSED: /* what the parent said is in the record */
 	case FAILURE_PARENT_BROKEN:
 	case FAILURE_MISCONFIGURED:
+	case FAILURE_OUTGOING_UNUSABLE:
 	case FAILURE_COUNT:
 		break;
 	}

@@ -23,6 +23,7 @@ struct hop {
 	int rule;                /* the deciding rule of the rules file, or -1 */
 	const char *via;         /* the parent proxy's URL less its login, or NULL: direct */
 	int received_status;     /* an HTTP parent's refusal, for Proxy-Status */
+	const char *local;       /* where it left from, when an outgoing address chose it; or NULL */
 };
 
 struct tunnel {

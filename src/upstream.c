@@ -307,10 +307,11 @@ static int connect_socks5(int fd, const struct parent *parent, const struct requ
 	return fail(outcome, FAILURE_PARENT_REFUSED, "the parent proxy refused the tunnel");
 }
 
-static bool any_address(const void *context, const struct sockaddr *address)
+/* Any address of the parent, left from where the tunnel leaves from (context). */
+static bool any_address(const void *context, const struct sockaddr *address, struct outgoing *from)
 {
-	(void)context;
 	(void)address;
+	*from = *(const struct outgoing *)context;
 	return true; /* the parent is the administrator's choice, not the client's */
 }
 
@@ -331,19 +332,21 @@ static const char *parent_connect_why(enum failure failure)
 	}
 }
 
-int upstream_open(const struct parent *parent, const struct request *request, int64_t deadline_ms,
-		  struct upstream_outcome *outcome)
+int upstream_open(const struct parent *parent, const struct request *request, const struct outgoing *from,
+		  int64_t deadline_ms, struct upstream_outcome *outcome)
 {
 	struct request hop = { .host_kind = parent->host_kind, .port = parent->port };
 	struct connect_outcome connected;
 
 	*outcome = (struct upstream_outcome){ .failure = FAILURE_NONE, .received_reply = -1 };
 	memcpy(hop.host, parent->host, sizeof(hop.host));
-	int fd = connector_open(&hop, any_address, NULL, deadline_ms, &connected);
+	int fd = connector_open(&hop, any_address, from, deadline_ms, &connected);
 	if (fd < 0) {
 		outcome->failure = connected.failure;
 		outcome->dns_rcode = connected.dns_rcode;
-		outcome->why = connected.failure == FAILURE_NONE ? connected.why : parent_connect_why(connected.failure);
+		bool ours = connected.failure == FAILURE_NONE || connected.failure == FAILURE_NO_OUTGOING ||
+			    connected.failure == FAILURE_OUTGOING_UNUSABLE; /* a stop, or where we leave from */
+		outcome->why = ours ? connected.why : parent_connect_why(connected.failure);
 		return -1;
 	}
 	int status = parent->scheme == PARENT_HTTP ? connect_http(fd, parent, request, deadline_ms, outcome)

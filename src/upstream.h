@@ -26,11 +26,11 @@ struct upstream_outcome {
 
 /*
  * A socket through parent to request's host and port, ready for the relay,
- * or -1 with outcome filled. deadline_ms bounds connecting and the parent's
- * answer together.
+ * or -1 with outcome filled; the parent is reached leaving from from.
+ * deadline_ms bounds connecting and the parent's answer together.
  */
-int upstream_open(const struct parent *parent, const struct request *request, int64_t deadline_ms,
-		  struct upstream_outcome *outcome);
+int upstream_open(const struct parent *parent, const struct request *request, const struct outgoing *from,
+		  int64_t deadline_ms, struct upstream_outcome *outcome);
 
 enum upstream_verdict { UPSTREAM_INCOMPLETE, UPSTREAM_OK, UPSTREAM_BAD };
 

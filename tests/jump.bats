@@ -399,7 +399,7 @@ jump_with_syslog() {
 	run --separate-stderr jump_with_syslog 127.0.0.1:22 --rules "$BATS_TEST_TMPDIR/rules"
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "tunneld: 127.0.0.1:22: $MISCONFIGURED" ]
-	grep -q "rules:1:[0-9]*: expected user, group, from, to, port or protocol, found 'frobnicate'" "$SYSLOG"
+	grep -q "rules:1:[0-9]*: expected user, group, from, to, port, protocol or outgoing, found 'frobnicate'" "$SYSLOG"
 	run --separate-stderr jump_with_syslog 127.0.0.1:22 --allow-port=22 --jump-typo
 	[ "$status" -eq 2 ]
 	[ "$stderr" = "tunneld: $MISCONFIGURED" ]

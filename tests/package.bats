@@ -227,13 +227,13 @@ deny
 	[ "$output" = 500 ]
 	wait_for "the 500's record" booted_journal_has \
 		"status=500 up=0 down=0 duration_ms="
-	booted_journal_has "reason=credential rules (LoadCredential=rules:...):1:23: expected user, group, from, to, port or protocol, found 'prot'"
+	booted_journal_has "reason=credential rules (LoadCredential=rules:...):1:23: expected user, group, from, to, port, protocol or outgoing, found 'prot'"
 	# And the socket does not come back, its journal saying where the error is.
 	run in_booted systemctl restart tunneld.socket
 	[ "$status" -ne 0 ]
 	# journald may still be reading the check's output when systemctl returns.
 	wait_for "the check's error in the socket's journal" socket_journal_has \
-		"tunneld: /etc/tunneld/rules:1:23: expected user, group, from, to, port or protocol, found 'prot'"
+		"tunneld: /etc/tunneld/rules:1:23: expected user, group, from, to, port, protocol or outgoing, found 'prot'"
 
 	# Stop, disable, purge: nothing of the package's is left.
 	in_booted systemctl disable --now tunneld.socket

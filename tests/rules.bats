@@ -105,7 +105,7 @@ check_error() {
 	check_error 'allow to x to y\n' 1:12 "'to' is already given in this rule: list its values with commas"
 	check_error 'allow protocol gopher\n' 1:16 "expected http, socks5 or jump, found 'gopher'"
 	check_error 'allow to bad_name! port 1\n' 1:10 "expected a host name, *.domain, an address, a network, public or *, found 'bad_name!'"
-	check_error 'allow to x\n\tdeny ports 22\n' 2:7 "expected user, group, from, to, port or protocol, found 'ports'"
+	check_error 'allow to x\n\tdeny ports 22\n' 2:7 "expected user, group, from, to, port, protocol or outgoing, found 'ports'"
 	check_error 'allow to caf\xc3\xa9.example\n' 1:13 "unexpected byte 0xc3 (words are printable ASCII)"
 	check_error '# a comment may hold anything: caf\xc3\xa9\nallow to x\tport 1\x01\n' 2:18 "unexpected byte 0x01 (words are printable ASCII)"
 	check_error 'allow to x\r\nallow to *.*.example\r\n' 2:10 "expected a host name, *.domain, an address, a network, public or *, found '*.*.example'"
@@ -132,9 +132,9 @@ check_error() {
 	run --separate-stderr "$TUNNELD" --rules "$file" --check
 	[ "$status" -eq 2 ]
 	[ "${stderr_lines[0]}" = "tunneld: $file:1:4097: line longer than 4096 bytes" ]
-	[ "${stderr_lines[1]}" = "tunneld: $file:3002:12: expected user, group, from, to, port or protocol, found 'prot'" ]
+	[ "${stderr_lines[1]}" = "tunneld: $file:3002:12: expected user, group, from, to, port, protocol or outgoing, found 'prot'" ]
 	[ "${stderr_lines[2]}" = "tunneld: $file:3003:4097: line longer than 4096 bytes" ]
-	[ "${stderr_lines[3]}" = "tunneld: $file:3004:6: expected user, group, from, to, port or protocol, found 'ports'" ]
+	[ "${stderr_lines[3]}" = "tunneld: $file:3004:6: expected user, group, from, to, port, protocol or outgoing, found 'ports'" ]
 	yes '# a comment' | head -c $((1024 * 1024 + 1)) >"$file"
 	run --separate-stderr "$TUNNELD" --rules "$file" --check
 	[ "$stderr" = "tunneld: rules file $file: larger than 1048576 bytes" ]
@@ -169,8 +169,8 @@ check_error() {
 	[ "${lines[0]}" = $'HTTP/1.1 500 Internal Server Error\r' ]
 	[[ $output == *$'Proxy-Status: tunneld; error=proxy_configuration_error; details="the proxy\'s configuration has an error; its log says which"\r'* ]]
 	[[ $output != *prt* ]]
-	wait_log "tunneld: $BATS_TEST_TMPDIR/rules:2:12: expected user, group, from, to, port or protocol, found 'prt'"
-	wait_log "-> a.example:443 status=500 up=0 down=0 duration_ms=[0-9]+ reason=$BATS_TEST_TMPDIR/rules:2:12: expected user, group, from, to, port or protocol, found 'prt'$"
+	wait_log "tunneld: $BATS_TEST_TMPDIR/rules:2:12: expected user, group, from, to, port, protocol or outgoing, found 'prt'"
+	wait_log "-> a.example:443 status=500 up=0 down=0 duration_ms=[0-9]+ reason=$BATS_TEST_TMPDIR/rules:2:12: expected user, group, from, to, port, protocol or outgoing, found 'prt'$"
 	# SOCKS5: general failure (0x01), the same record.
 	run sh -c "timeout 10 '$PYTHON' '$PEERS/socks5.py' $PROXY_PORT 050100 0501000309612e6578616d706c6501bb 2>/dev/null | od -An -tx1 | tr -d ' \n'"
 	[ "$output" = "050005010001000000000000" ]
@@ -585,7 +585,7 @@ start_hostile_parent() {
 	printf 'allow to x prt 1\n' >"$BATS_TEST_TMPDIR/rules"
 	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --compile "$image"
 	[ "$status" -eq 2 ]
-	[ "$stderr" = "tunneld: $BATS_TEST_TMPDIR/rules:1:12: expected user, group, from, to, port or protocol, found 'prt'" ]
+	[ "$stderr" = "tunneld: $BATS_TEST_TMPDIR/rules:1:12: expected user, group, from, to, port, protocol or outgoing, found 'prt'" ]
 	[ "$(sha256sum <"$image")" = "$before" ]
 
 	# A parent's password: the image is made 0600, and refused once group or others may read it.

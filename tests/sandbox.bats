@@ -57,7 +57,7 @@ one_tunnel_with() {
 	! grep -q 'sandbox:' "$LOG" || false
 }
 
-@test "once its target is connected, no thread of a tunnel can open an Internet socket, connect, or start a thread; the record's datagram socket still opens" {
+@test "once its target is connected, no thread of a tunnel can open an Internet socket, bind, connect, or start a thread; the record's datagram socket still opens" {
 	start_target echo
 	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_AFTER_OUT=$BATS_TEST_TMPDIR/after SANDBOX_PROBE_RESOLVER=1"
 	start_proxy "${LOOPBACK_POLICY[@]}"
@@ -70,9 +70,10 @@ one_tunnel_with() {
 	grep -qx 'socket-inet6-dgram denied EPERM' "$BATS_TEST_TMPDIR/after"
 	grep -qE '^thread denied E[A-Z]+$' "$BATS_TEST_TMPDIR/after"
 	grep -qx 'socket-unix-dgram ALLOWED' "$BATS_TEST_TMPDIR/after"
+	grep -qx 'bind-unix-abstract denied EPERM' "$BATS_TEST_TMPDIR/after"
 	grep -qx 'disconnect-target denied EPERM' "$BATS_TEST_TMPDIR/after"
 	grep -qE '^resolver-thread-socket denied E[A-Z]+$' "$BATS_TEST_TMPDIR/after"
-	[ "$(wc -l <"$BATS_TEST_TMPDIR/after")" -eq 6 ]
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/after")" -eq 7 ]
 	! grep -q 'sandbox:' "$LOG" || false
 }
 

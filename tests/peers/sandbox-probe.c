@@ -28,6 +28,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,6 +171,13 @@ static void probe_after_connect(void)
 	errno = error;
 	report_to(after_out, "thread", error == 0 ? 0 : -1);
 	report_to(after_out, "socket-unix-dgram", opened(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)));
+	/* The one family it may still open must not become a listener of its own, in the abstract namespace. */
+	int unix_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un abstract = { .sun_family = AF_UNIX, .sun_path = "\0tunneld-sandbox-probe" };
+	report_to(after_out, "bind-unix-abstract",
+		  bind(unix_fd, (struct sockaddr *)&abstract, (socklen_t)(sizeof(sa_family_t) + 22)));
+	if (unix_fd >= 0)
+		(void)close(unix_fd);
 	/* A TCP socket that connects to AF_UNSPEC is disconnected, free to connect elsewhere. */
 	report_to(after_out, "disconnect-target", connect(target_fd, &unspecified, sizeof(unspecified)));
 	if (getenv("SANDBOX_PROBE_RESOLVER") != NULL)

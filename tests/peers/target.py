@@ -13,6 +13,7 @@ until killed. Modes:
                 the client could still send after the target's EOF
   source        send ARG bytes of a fixed pattern, then close
   sink          read and discard until EOF
+  whoami        say where the connection came from, "from ADDRESS\n", and close
   blackhole     accept nothing: a listen backlog of 0, filled by one
                 connection of its own, so the kernel drops further SYNs and
                 a connect() hangs as it would towards a firewalled host
@@ -76,6 +77,8 @@ def serve(conn, mode, arg):
                 remaining -= sent
         elif mode == "sink":
             read_all(conn)
+        elif mode == "whoami":
+            conn.sendall(b"from %s\n" % conn.getpeername()[0].encode())
 
 
 def main():
