@@ -97,8 +97,8 @@ build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/config_file.c src/lazy
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/failure.h
 build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/rules_file.c src/config_file.c src/policy.c \
-	src/request.c src/upstream.c src/connector.c src/signals.c src/rules.h src/rules_image.h src/rules_file.h \
-	src/config_file.h src/policy.h src/upstream.h src/connector.h
+	src/request.c src/upstream.c src/connector.c src/outgoing.c src/signals.c src/rules.h src/rules_image.h src/rules_file.h \
+	src/config_file.h src/policy.h src/upstream.h src/connector.h src/outgoing.h
 build/fuzz/%_fuzzer:
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
