@@ -33,7 +33,7 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/outgoing.c src/jump.c src/ending.c \
 	src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
 	src/signals.c src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/rules_file.c \
-	src/upstream.c src/sandbox.c src/acceptor.c src/config_file.c
+	src/upstream.c src/sandbox.c src/acceptor.c src/config_file.c src/title.c
 HEADERS = $(wildcard src/*.h)
 
 BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd

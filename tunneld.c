@@ -22,6 +22,7 @@
  *                  (connector.c: resolve, Happy Eyeballs; upstream.c: through a parent)
  *   relay.c        the poll loop, both directions
  *   ending.c       every way a tunnel ends: the answer (response.c), the record (log.c), exit
+ *   title.c        what ps shows of it at each phase: who goes where, doing what
  *
  * Two rules hold everywhere: every wait is a signals_poll(), so a stop
  * signal ends any phase at once (signals.h); memory handed to the resolver
@@ -42,6 +43,7 @@
 #include "src/rules.h"
 #include "src/sandbox.h"
 #include "src/signals.h"
+#include "src/title.h"
 #include "src/tunnel.h"
 
 #include <signal.h>
@@ -56,6 +58,7 @@ int main(int argc, char **argv)
 	static struct tunnel tunnel = { .client = CLIENT_ON_STDIO, .hop = { .rule = -1 } };
 	char peer_text[INET6_ADDRSTRLEN];
 
+	title_init(argc, &argv); /* first: from here argv and the environment are copies, their old place the title's */
 	unsigned closed_fds = client_reserve_standard_fds();
 	tunnel.start_ms = clock_now_ms();
 	tunnel.options = &options;
@@ -110,6 +113,8 @@ int main(int argc, char **argv)
 		tunnel.start_ms = clock_now_ms();
 	}
 	client_identify(&tunnel.client, options.jump);
+	title_tunnel(NULL, tunnel.client.address, NULL);
+	title_phase(options.jump ? "starting" : "reading the request");
 	static struct jump_session jump;
 	if (options.jump)
 		jump_prepare(&tunnel, &jump);
@@ -131,8 +136,12 @@ int main(int argc, char **argv)
 	if (options.configuration_error[0] != '\0')
 		tunnel_refuse(&tunnel, FAILURE_MISCONFIGURED, "the proxy's configuration has an error; its log says which",
 			      options.configuration_error, NULL, request->authority, NULL);
-	if (options.auth_enabled && tunnel.client.protocol == PROTOCOL_HTTP)
+	title_tunnel(user, NULL, request->authority); /* as the record has it: no userinfo, never a password */
+	if (options.auth_enabled && tunnel.client.protocol == PROTOCOL_HTTP) {
+		title_phase("authenticating");
 		user = authenticate(&tunnel, request);
+		title_tunnel(user, NULL, NULL);
+	}
 
 	/* Policy, then the connection: every refusal ends the tunnel in route.c. */
 	int target = route_and_connect(&tunnel, request, user);
@@ -146,6 +155,7 @@ int main(int argc, char **argv)
 	if (answer_established(&tunnel, target) < 0)
 		tunnel_abandon(&tunnel, "client write failed while answering the tunnel's success", request->authority, user);
 	client_set_nodelay(&tunnel.client);
+	title_phase("relaying");
 	const char *peer = peer_of(target, peer_text, sizeof(peer_text)); /* now: after the relay it may be gone */
 	struct relay_result relayed;
 	relay_run(&(struct relay_endpoints){ .client_in = tunnel.client.in, .client_out = tunnel.client.out,

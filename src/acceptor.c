@@ -33,6 +33,7 @@
 #include "log.h"
 #include "signals.h"
 #include "systemd.h"
+#include "title.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +67,7 @@
  */
 #define LIMIT_WAIT_MS 1000
 #define WAITING_MAX 64                 /* connections waiting for a slot at once; more are turned away at once */
+#define STATUS_INTERVAL_MS 1000        /* the manager is told the counts at most this often */
 #define LOG_WRITE_MAX_MS 100           /* a log line the sink does not take in this time is dropped */
 #define ENDING_PROCESSES_MIN 256
 #define ORPHANS_MAX 1024               /* an earlier acceptor's tunnels a stop can end at once */
@@ -105,6 +107,12 @@ static unsigned live_count;
 
 static struct waiting waiting[WAITING_MAX];
 static unsigned waiting_count;
+
+/* What the title and the unit's STATUS= say (tunneld(8) "Watching and ending tunnels"). */
+static unsigned turned_away_count;
+static char options_read_at[16] = "-"; /* when this process read its options and files: started or reloaded */
+static char reload_refused_at[16];     /* the last reload refused since, if any */
+static struct tunnel *sources_scratch; /* the live tunnels' sources, sorted to count them */
 
 /*
  * Each child's word that its tunnel ended: a datagram on endings[1], which
@@ -290,6 +298,7 @@ static void turn_away(int fd, const struct sockaddr_storage *from, int64_t since
 
 	log_format_address((const struct sockaddr *)from, client, sizeof(client));
 	(void)close(fd);
+	turned_away_count++;
 	log_connection(&(struct connection_record){ .client = client, .target = "-", .reason = reason,
 						    .duration_ms = (long)(clock_now_ms() - since_ms), .socks5_reply = -1 });
 }
@@ -476,9 +485,19 @@ static void answer_reload_waiters(bool reloaded)
 }
 
 /* A reload that will not happen: said in the log, to those waiting, and to the manager (READY again). */
+static void clock_text(char *out, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm local;
+
+	if (localtime_r(&now, &local) == NULL || strftime(out, size, "%H:%M:%S", &local) == 0)
+		(void)snprintf(out, size, "-");
+}
+
 static void refuse_reload(void)
 {
 	answer_reload_waiters(false);
+	clock_text(reload_refused_at, sizeof(reload_refused_at));
 	(void)systemd_notify("READY=1\nSTATUS=reload refused; serving with the options it had");
 }
 
@@ -906,6 +925,68 @@ static void open_endings(void)
 	}
 }
 
+static int compare_sources(const void *a, const void *b)
+{
+	const struct tunnel *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return memcmp(x->source, y->source, sizeof(x->source));
+}
+
+/* Distinct client addresses among the live tunnels (a unix socket's clients count as one). */
+static unsigned live_sources(void)
+{
+	unsigned n = 0, distinct = 0;
+
+	for (unsigned i = 0; i < tunnel_count; i++)
+		if (tunnels[i].live)
+			sources_scratch[n++] = tunnels[i];
+	qsort(sources_scratch, n, sizeof(*sources_scratch), compare_sources);
+	for (unsigned i = 0; i < n; i++)
+		if (i == 0 || compare_sources(&sources_scratch[i - 1], &sources_scratch[i]) != 0)
+			distinct++;
+	return distinct;
+}
+
+/*
+ * The title follows every change at once (a memcpy); the manager's STATUS=
+ * at most once a STATUS_INTERVAL_MS, since each is a message PID 1 handles.
+ * Returns the ms until a change not yet told is due, or -1.
+ */
+static int report_state(int64_t now_ms)
+{
+	static unsigned titled_live = UINT32_MAX, titled_waiting = UINT32_MAX;
+	static unsigned told_live = UINT32_MAX, told_waiting, told_turned_away;
+	static char told_refused_at[sizeof(reload_refused_at)];
+	static int64_t told_at_ms = INT64_MIN / 2;
+
+	if (live_count != titled_live || waiting_count != titled_waiting) {
+		title_acceptor(live_count, waiting_count);
+		titled_live = live_count;
+		titled_waiting = waiting_count;
+	}
+	if (live_count == told_live && waiting_count == told_waiting && turned_away_count == told_turned_away &&
+	    strcmp(reload_refused_at, told_refused_at) == 0)
+		return -1;
+	if (now_ms < told_at_ms + STATUS_INTERVAL_MS)
+		return (int)(told_at_ms + STATUS_INTERVAL_MS - now_ms);
+	char status[256];
+	unsigned sources = live_sources();
+	(void)snprintf(status, sizeof(status),
+		       "STATUS=%u tunnel%s from %u address%s; %u waiting; %u turned away; options and files read %s%s%s",
+		       live_count, live_count == 1 ? "" : "s", sources, sources == 1 ? "" : "es", waiting_count,
+		       turned_away_count, options_read_at, reload_refused_at[0] != '\0' ? "; a reload refused at " : "",
+		       reload_refused_at);
+	(void)systemd_notify(status);
+	told_live = live_count;
+	told_waiting = waiting_count;
+	told_turned_away = turned_away_count;
+	(void)memcpy(told_refused_at, reload_refused_at, sizeof(told_refused_at));
+	told_at_ms = now_ms;
+	return -1;
+}
+
 int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, char **argv,
 		 const sigset_t *original_mask)
 {
@@ -926,7 +1007,9 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 	 */
 	tunnel_capacity = 2 * limits->max_tunnels + ENDING_PROCESSES_MIN;
 	tunnels = calloc(tunnel_capacity, sizeof(*tunnels));
-	if (tunnels == NULL) {
+	sources_scratch = calloc(tunnel_capacity, sizeof(*sources_scratch));
+	clock_text(options_read_at, sizeof(options_read_at));
+	if (tunnels == NULL || sources_scratch == NULL) {
 		log_error("acceptor: out of memory for the tunnel table");
 		exit(EXIT_FAILURE);
 	}
@@ -974,7 +1057,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		}
 
 		int64_t now_ms = clock_now_ms();
-		int timeout_ms = -1;
+		int timeout_ms = report_state(now_ms);
 		if (reload_check_pid > 0 && now_ms >= reload_check_deadline_ms) {
 			/* Said now: a check stuck in the kernel may not be reaped for a long time. */
 			(void)kill(reload_check_pid, SIGKILL);
@@ -985,7 +1068,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			reload_check_killed = true;
 			reload_check_deadline_ms = now_ms + RELOAD_CHECK_MAX_MS;
 		}
-		if (reload_check_pid > 0)
+		if (reload_check_pid > 0 && (timeout_ms < 0 || reload_check_deadline_ms - now_ms < timeout_ms))
 			timeout_ms = (int)(reload_check_deadline_ms - now_ms);
 		if (waiting_count > 0) {
 			int64_t wait_ms = waiting[0].since_ms + LIMIT_WAIT_MS - now_ms;
@@ -1001,7 +1084,8 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			int64_t idle_end_ms = idle_since_ms + (int64_t)limits->exit_idle_seconds * 1000;
 			if (now_ms >= idle_end_ms)
 				exit(EXIT_SUCCESS); /* the socket unit starts us again on the next connection */
-			timeout_ms = (int)(idle_end_ms - now_ms);
+			if (timeout_ms < 0 || idle_end_ms - now_ms < timeout_ms)
+				timeout_ms = (int)(idle_end_ms - now_ms);
 		}
 		bool backing_off = backoff.until_ms > now_ms;
 		if (backing_off && (timeout_ms < 0 || backoff.until_ms - now_ms < timeout_ms))

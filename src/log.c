@@ -394,6 +394,11 @@ static void escape(const char *text, bool is_field, char *out, size_t size)
 	out[n] = '\0';
 }
 
+void log_escape_field(const char *text, char *out, size_t size)
+{
+	escape(text, true, out, size);
+}
+
 static void log_about_tunneld(int priority, const char *message)
 {
 	char escaped[LOG_LINE_MAX_BYTES];

@@ -91,6 +91,9 @@ void log_bound_writes(int max_ms);
  */
 void log_connect_ahead(void);
 
+/* text as one field of a record is written: every byte outside printable ASCII, and the space, as \xHH. */
+void log_escape_field(const char *text, char *out, size_t size);
+
 /* The host of "host:port", "[v6]:port" or a bare host, as a record's client is written. */
 void log_host_of(const char *address, char *out, size_t size);
 

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "connector.h"
 #include "rules_file.h"
+#include "title.h"
 #include "upstream.h"
 
 #include <arpa/inet.h>
@@ -82,7 +83,13 @@ static int open_by_options(struct tunnel *tunnel, const struct request *request,
 		tunnel_refuse(tunnel, FAILURE_PORT_DENIED, "port not allowed", NULL, NULL, request->authority, user);
 	if (!policy_host_allowed(&options->policy, request->host, request->host_kind != HOST_NAME))
 		tunnel_refuse(tunnel, FAILURE_HOST_DENIED, "host not allowed", NULL, NULL, request->authority, user);
-	int target = connector_open(request, options_allow_address, &judge, deadline_ms, &outcome);
+	struct addrinfo *addresses = NULL;
+	int target = -1;
+	if (connector_resolve(request, deadline_ms, &addresses, &outcome) == 0) {
+		title_phase("connecting");
+		target = connector_connect(addresses, options_allow_address, &judge, deadline_ms, &outcome);
+		freeaddrinfo(addresses);
+	}
 	if (target < 0 && outcome.failure == FAILURE_NONE)
 		tunnel_abandon(tunnel, outcome.why, request->authority, user);
 	if (target < 0)
@@ -263,6 +270,7 @@ static int open_via(struct tunnel *tunnel, int rule, const struct request *reque
 
 	tunnel->hop.rule = rule;
 	tunnel->hop.via = parent->display;
+	title_phase("connecting via a parent");
 	int target = upstream_open(parent, request, &from, deadline_ms, &outcome);
 	if (target >= 0) {
 		note_local(tunnel, target, chosen);
@@ -311,6 +319,7 @@ static int open_by_rules(struct tunnel *tunnel, const struct request *request, c
 		break;
 	}
 	struct rules_judge judge = { .judged = &judged, .tunnel = tunnel };
+	title_phase("connecting");
 	int target = connector_connect(route.addresses, rules_allow_address, &judge, deadline_ms, &outcome);
 	freeaddrinfo(route.addresses);
 	if (target < 0 && outcome.failure == FAILURE_NONE)
@@ -339,6 +348,7 @@ int route_and_connect(struct tunnel *tunnel, const struct request *request, cons
 {
 	int64_t deadline_ms = clock_now_ms() + (int64_t)tunnel->options->connect_timeout_seconds * 1000;
 
+	title_phase("resolving");
 	if (tunnel->options->rules_path != NULL)
 		return open_by_rules(tunnel, request, user, deadline_ms);
 	return open_by_options(tunnel, request, user, deadline_ms);

@@ -637,3 +637,35 @@ Environment=LD_PRELOAD=/usr/local/lib/old-kernel.so ASAN_OPTIONS=verify_asan_lin
 	[ -z "${SANITIZER_LOG_DIR:-}" ] || missing='no Landlock (Function not implemented)'
 	[ "$(grep -cxF "acceptor: sandbox: $missing: every tunnel runs without it (tunneld(8) \"Sandbox\")" <<<"$output")" -eq 1 ]
 }
+
+@test "watching: systemctl status shows the acceptor's counts (tunnels, addresses, waiting, turned away, when its files were read, a refused reload) and its title" {
+	start_target echo
+	mkdir -m 0755 "$BATS_TEST_TMPDIR/conf"
+	printf 'allow to 127.0.0.1/32 port %s\n' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/conf/rules"
+	chmod 0644 "$BATS_TEST_TMPDIR/conf/rules"
+	UNIT_EXTRA="BindReadOnlyPaths=$BATS_TEST_TMPDIR/conf:/run/tunneld-conf"
+	start_acceptor --rules=/run/tunneld-conf/rules --max-tunnels-per-source=1
+	status_is() {
+		in_manager systemctl show -p StatusText --value tunneld-acceptor.service | grep -Eqx -e "$1"
+	}
+	local clock='[0-2][0-9]:[0-5][0-9]:[0-5][0-9]'
+	hold_tunnels 127.0.0.1 127.0.0.2 127.0.0.2
+	wait_for "three verdicts" grep -qx '200 200 closed' "$BATS_TEST_TMPDIR/held"
+	wait_for "the status" status_is "2 tunnels from 2 addresses; 0 waiting; 1 turned away; options and files read $clock"
+	local status_line
+	status_line=$(service_property StatusText)
+	run in_manager systemctl status --no-pager --lines=0 tunneld-acceptor.service
+	[[ $output == *"Status: \"$status_line\""* ]]
+	# The acceptor's title, and each tunnel's, where systemctl status shows command lines.
+	[[ $output == *"tunneld: acceptor, 2 tunnels, 0 waiting"* ]]
+	[[ $output == *"tunneld: - 127.0.0.2:"*" -> 127.0.0.1:$TARGET_PORT relaying"* ]]
+
+	# A reload the check refuses is said until one that works; the counts go on.
+	echo 'allow to nowhere at all' >"$BATS_TEST_TMPDIR/conf/rules"
+	run in_manager systemctl reload tunneld-acceptor.service
+	[ "$status" -ne 0 ]
+	wait_for "the refusal" status_is "2 tunnels from 2 addresses; 0 waiting; 1 turned away; options and files read $clock; a reload refused at $clock"
+	pkill -f "$PEERS/hold.py"
+	wait_for "no tunnel" status_is "0 tunnels from 0 addresses; 0 waiting; 1 turned away; options and files read $clock; a reload refused at $clock"
+	wait_for "the title" sh -c "'$PEERS/systemd-manager' run '$MANAGER_DIR' pgrep -a -x tunneld | grep -q ' tunneld: acceptor, 0 tunnels, 0 waiting'"
+}

@@ -86,7 +86,8 @@ listening_as() {
 }
 
 # start_listener DESCRIPTION PORT_VARIABLE COMMAND...: runs COMMAND (which
-# reads the port from $PORT) until one run listens on a free port of its own.
+# reads the port from $PORT) until one run listens on a free port of its own;
+# LISTENER_PID is then the process that listens.
 start_listener() {
 	local what=$1 variable=$2
 	shift 2
@@ -98,6 +99,7 @@ start_listener() {
 		pid=$(tail -n 1 "$PIDS_FILE")
 		if wait_for "$what on $PORT" listening_as "$PORT" "$pid"; then
 			printf -v "$variable" '%s' "$PORT"
+			LISTENER_PID=$pid
 			return 0
 		fi
 		kill -- "-$pid" 2>/dev/null || true
@@ -125,6 +127,7 @@ start_target() {
 # systemd-socket-activate gives its children a clean environment: PROXY_ENV
 # (NAME=VALUE words) is what they get. With ACCEPTOR set, tunneld is handed
 # the listening socket instead (Accept=no, tunneld(8) "ACCEPTOR").
+# PROXY_PID is the activator's: each tunneld is a child of it.
 start_proxy() {
 	local wrapper=() binds=() environment=() accept="--accept --inetd"
 	[ -n "${ACCEPTOR:-}" ] && accept=""
@@ -136,6 +139,7 @@ start_proxy() {
 	start_listener proxy PROXY_PORT "${wrapper[@]}" sh -c \
 		'exec systemd-socket-activate --listen="127.0.0.1:$PORT" '"$accept"' "$@" 2>>"'"$LOG"'"' \
 		sh "${environment[@]}" "$TUNNELD" --log=stderr "$@"
+	PROXY_PID=$LISTENER_PID
 }
 
 # no_name_resolves: from here on, a proxy this test starts asks a resolver

@@ -4,11 +4,9 @@
 
 load helpers
 
-# Each test marks its tunnelds with an otherwise unused option value, to find their processes.
-MARK=--idle-timeout=86399
-
+# The proxy's tunnelds are its activator's children (their command lines are titles, tunneld(8) "Watching and ending tunnels").
 no_tunneld_left() {
-	! pgrep -f -- "^$TUNNELD .*$MARK" >/dev/null
+	! pgrep -P "$PROXY_PID" >/dev/null
 }
 
 @test "slowloris: a head sent one byte a second ends at the header timeout with 408" {
@@ -63,7 +61,7 @@ PY
 }
 
 @test "500 connections abandoned mid-head all end: closed ones at once, silent ones at the header timeout; no process left" {
-	start_proxy "${LOOPBACK_POLICY[@]}" --header-timeout=2 "$MARK"
+	start_proxy "${LOOPBACK_POLICY[@]}" --header-timeout=2
 	run timeout 60 "$PYTHON" - "$PROXY_PORT" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])
@@ -88,16 +86,16 @@ PY
 
 @test "a client that stops reading during a download does not make tunneld's memory grow" {
 	start_target source 4000000000
-	start_proxy "${LOOPBACK_POLICY[@]}" "$MARK"
-	run timeout 30 "$PYTHON" - "$PROXY_PORT" "$TARGET_PORT" "$TUNNELD" <<'PY'
+	start_proxy "${LOOPBACK_POLICY[@]}"
+	run timeout 30 "$PYTHON" - "$PROXY_PORT" "$TARGET_PORT" "$PROXY_PID" <<'PY'
 import socket, subprocess, sys, time
-proxy, target, tunneld = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+proxy, target, activator = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.create_connection(("127.0.0.1", proxy), timeout=10)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.sendall(b"CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\n" % target.encode())
 s.recv(65536)  # the 200 and the first data; then this client reads no more
 def rss_kib():
-    pid = subprocess.run(["pgrep", "-f", "^" + tunneld + " .*--idle-timeout=86399"], capture_output=True, text=True).stdout.split()[0]
+    pid = subprocess.run(["pgrep", "-P", activator], capture_output=True, text=True).stdout.split()[0]
     with open("/proc/%s/status" % pid) as f:
         return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
 time.sleep(1)

@@ -197,3 +197,24 @@ access_lines() {
 	[ "$(journal_field 1 TUNNELD_SANDBOX)" = "$missing" ]
 	[ "$(tunneld_records cat | wc -l)" -eq 2 ]
 }
+
+@test "watching: under the real manager a tunnel's title is in systemctl status, and systemctl stop on its instance ends it with its record" {
+	start_target echo
+	local port
+	port=$(free_port)
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	start_bg "$PYTHON" "$PEERS/holder.py" "$port" "$BATS_TEST_TMPDIR/held" "b'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n'"
+	wait_for "the tunnel" grep -q '^HTTP/1.1 200 ' "$BATS_TEST_TMPDIR/held.reply"
+	local client_port unit
+	client_port=$(cat "$BATS_TEST_TMPDIR/held")
+	unit=$(in_manager systemctl list-units --plain --no-legend "tunneld@*-127.0.0.1:$client_port.service" | cut -d' ' -f1)
+	[[ $unit == tunneld@*-127.0.0.1:$port-127.0.0.1:$client_port.service ]]
+	run in_manager systemctl status --no-pager --lines=0 "$unit"
+	[[ $output == *"tunneld: - 127.0.0.1:$client_port -> 127.0.0.1:$TARGET_PORT relaying"* ]]
+	# tunneld(8) "WATCHING AND ENDING TUNNELS": the instance name is enough to end it.
+	in_manager systemctl stop "tunneld@*-127.0.0.1:$client_port.service"
+	wait_for "its record" records_at_least 1
+	run tunneld_records cat
+	[[ $output == *"127.0.0.1:$client_port -> 127.0.0.1:$TARGET_PORT status=200 "*"reason=stopped by signal"* ]]
+}
