@@ -120,6 +120,9 @@ int main(int argc, char **argv)
 		jump_prepare(&tunnel, &jump);
 	client_make_nonblocking(&tunnel.client);
 
+	if (options.log_open)
+		tunnel_take_id(&tunnel);
+
 	/* Before the client's first byte: whatever it sends meets a process that can do little else. */
 	sandbox_enter(&sandbox);
 	if (sandbox.why[0] != '\0' && !sandbox_said) {
@@ -157,6 +160,8 @@ int main(int argc, char **argv)
 	client_set_nodelay(&tunnel.client);
 	title_phase("relaying");
 	const char *peer = peer_of(target, peer_text, sizeof(peer_text)); /* now: after the relay it may be gone */
+	if (options.log_open)
+		tunnel_record_open(&tunnel, request->authority, user, peer);
 	struct relay_result relayed;
 	relay_run(&(struct relay_endpoints){ .client_in = tunnel.client.in, .client_out = tunnel.client.out,
 					     .target = target, .client_out_flags = tunnel.client.saved_out_flags },

@@ -11,7 +11,10 @@
 #include "response.h"
 #include "signals.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__has_feature)
@@ -33,6 +36,54 @@ long tunnel_elapsed_ms(const struct tunnel *tunnel)
 	return (long)(clock_now_ms() - tunnel->start_ms);
 }
 
+void tunnel_take_id(struct tunnel *tunnel)
+{
+	uint8_t bytes[16];
+
+	/*
+	 * Never waiting for the kernel's pool (early at boot): the time to the
+	 * nanosecond and the pid are as unique on the host, if not as unguessable.
+	 */
+	if (getrandom(bytes, sizeof(bytes), GRND_NONBLOCK) != (ssize_t)sizeof(bytes)) {
+		struct timespec now;
+		(void)clock_gettime(CLOCK_REALTIME, &now);
+		uint64_t nanoseconds = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		uint64_t pid = (uint64_t)getpid();
+		for (size_t i = 0; i < 8; i++) {
+			bytes[i] = (uint8_t)(nanoseconds >> (8 * i));
+			bytes[8 + i] = (uint8_t)(pid >> (8 * i));
+		}
+	}
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		(void)snprintf(tunnel->id + 2 * i, 3, "%02x", bytes[i]);
+}
+
+/* What the tunnel knows of itself, into a record its ending or its opening fills. */
+static void complete(const struct tunnel *tunnel, struct connection_record *record, const char *event)
+{
+	record->protocol = tunnel->client.protocol == PROTOCOL_SOCKS5 ? "socks5"
+			   : tunnel->client.protocol == PROTOCOL_JUMP ? "jump"
+								      : "http";
+	record->socks5_reply = tunnel->client.socks5_reply;
+	record->via = tunnel->hop.via;
+	record->local = tunnel->hop.local;
+	record->rule_line = rules_line(tunnel->rules, tunnel->hop.rule);
+	record->sandbox = tunnel->sandbox_gaps;
+	if (tunnel->id[0] != '\0') {
+		record->event = event;
+		record->id = tunnel->id;
+	}
+}
+
+void tunnel_record_open(const struct tunnel *tunnel, const char *target, const char *user, const char *peer)
+{
+	struct connection_record record = { .client = tunnel->client.address, .target = target, .user = user,
+					    .status = 200, .peer = peer };
+
+	complete(tunnel, &record, "open");
+	log_connection(&record);
+}
+
 /*
  * The flags go first: a syslog socket opened by the log could take a
  * closed fd 1's number.
@@ -44,14 +95,7 @@ void tunnel_end(struct tunnel *tunnel, const struct connection_record *record)
 	client_restore_flags(&tunnel->client);
 	if (record != NULL) {
 		struct connection_record full = *record;
-		full.protocol = tunnel->client.protocol == PROTOCOL_SOCKS5 ? "socks5"
-				: tunnel->client.protocol == PROTOCOL_JUMP ? "jump"
-									   : "http";
-		full.socks5_reply = tunnel->client.socks5_reply;
-		full.via = tunnel->hop.via;
-		full.local = tunnel->hop.local;
-		full.rule_line = rules_line(tunnel->rules, tunnel->hop.rule);
-		full.sandbox = tunnel->sandbox_gaps;
+		complete(tunnel, &full, "close");
 		log_connection(&full);
 	}
 	signals_finished();

@@ -510,12 +510,16 @@ void log_connection(const struct connection_record *record)
 	char status_field[32], up_field[48], down_field[48], duration_field[48], reason_field[FIELD_MAX_BYTES + 32];
 	char protocol_field[32], reply_field[32], via_field[FIELD_MAX_BYTES + 32], rule_field[32];
 	char sandbox_field[FIELD_MAX_BYTES + 32], local_field[FIELD_MAX_BYTES + 32];
+	char event_field[32], id_field[64], event_text[80] = "";
 	char via[FIELD_MAX_BYTES], route_text[FIELD_MAX_BYTES + 48] = "";
 	bool socks5 = record->protocol != NULL && strcmp(record->protocol, "socks5") == 0;
 	bool jump = record->protocol != NULL && strcmp(record->protocol, "jump") == 0;
-	char *fields[14] = { client_field, target_field, status_field, up_field, down_field, duration_field,
-			     reason_field, protocol_field };
-	size_t field_count = 8;
+	bool opening = record->event != NULL && strcmp(record->event, "open") == 0;
+	char *fields[16] = { client_field, target_field, status_field, protocol_field };
+	size_t field_count = 4;
+
+	if (opening && active_format == LOG_FORMAT_SQUID)
+		return; /* Squid's access.log has one line per tunnel, at its end */
 
 	escape(record->client, true, client, sizeof(client));
 	escape(record->target, true, target, sizeof(target));
@@ -534,13 +538,21 @@ void log_connection(const struct connection_record *record)
 		(void)snprintf(route_text, sizeof(route_text), "%s%s%s%.0u%s%s", record->via != NULL ? " via=" : "", via,
 			       record->rule_line > 0 ? " rule=" : "", record->rule_line,
 			       record->local != NULL ? " local=" : "", record->local != NULL ? record->local : "");
+	/* Before the reason, which is free text and comes last. */
+	if (record->event != NULL)
+		(void)snprintf(event_text, sizeof(event_text), " event=%s id=%s", record->event,
+			       record->id != NULL ? record->id : "-");
 	if (active_format == LOG_FORMAT_SQUID)
 		format_squid_line(record, client, target, user, line, sizeof(line));
+	else if (opening)
+		(void)snprintf(line, sizeof(line), "%s -> %s status=%s%s%s%s%s%s", client, target, status_text, protocol_text,
+			       route_text, record->user != NULL ? " user=" : "", user, event_text);
 	else
 		(void)snprintf(line, sizeof(line),
-			       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s%s", client,
+			       "%s -> %s status=%s up=%" PRIu64 " down=%" PRIu64 " duration_ms=%ld%s%s%s%s%s%s%s", client,
 			       target, status_text, record->bytes_up, record->bytes_down, record->duration_ms, protocol_text,
-			       route_text, record->user != NULL ? " user=" : "", user, record->reason != NULL ? " reason=" : "", reason);
+			       route_text, record->user != NULL ? " user=" : "", user, event_text,
+			       record->reason != NULL ? " reason=" : "", reason);
 	if (active_target != LOG_TARGET_JOURNAL) {
 		emit(active_target, record_priority(record->status), line, NULL, 0);
 		return;
@@ -548,11 +560,23 @@ void log_connection(const struct connection_record *record)
 	(void)snprintf(client_field, sizeof(client_field), "TUNNELD_CLIENT=%s", client);
 	(void)snprintf(target_field, sizeof(target_field), "TUNNELD_TARGET=%s", target);
 	(void)snprintf(status_field, sizeof(status_field), "TUNNELD_STATUS=%s", status_text);
-	(void)snprintf(up_field, sizeof(up_field), "TUNNELD_BYTES_UP=%" PRIu64, record->bytes_up);
-	(void)snprintf(down_field, sizeof(down_field), "TUNNELD_BYTES_DOWN=%" PRIu64, record->bytes_down);
-	(void)snprintf(duration_field, sizeof(duration_field), "TUNNELD_DURATION_MS=%ld", record->duration_ms);
-	(void)snprintf(reason_field, sizeof(reason_field), "TUNNELD_REASON=%s", reason);
 	(void)snprintf(protocol_field, sizeof(protocol_field), "TUNNELD_PROTOCOL=%s", socks5 ? "socks5" : jump ? "jump" : "http");
+	if (!opening) { /* an open record has no bytes, duration nor end */
+		(void)snprintf(up_field, sizeof(up_field), "TUNNELD_BYTES_UP=%" PRIu64, record->bytes_up);
+		(void)snprintf(down_field, sizeof(down_field), "TUNNELD_BYTES_DOWN=%" PRIu64, record->bytes_down);
+		(void)snprintf(duration_field, sizeof(duration_field), "TUNNELD_DURATION_MS=%ld", record->duration_ms);
+		(void)snprintf(reason_field, sizeof(reason_field), "TUNNELD_REASON=%s", reason);
+		fields[field_count++] = up_field;
+		fields[field_count++] = down_field;
+		fields[field_count++] = duration_field;
+		fields[field_count++] = reason_field;
+	}
+	if (record->event != NULL) {
+		(void)snprintf(event_field, sizeof(event_field), "TUNNELD_EVENT=%s", record->event);
+		(void)snprintf(id_field, sizeof(id_field), "TUNNELD_ID=%s", record->id != NULL ? record->id : "-");
+		fields[field_count++] = event_field;
+		fields[field_count++] = id_field;
+	}
 	/* Optional fields only when they have a value: the journal keeps empty ones. */
 	if (record->user != NULL) {
 		(void)snprintf(user_field, sizeof(user_field), "TUNNELD_USER=%s", user);

@@ -32,6 +32,8 @@ struct connection_record {
 	const char *local;      /* the address:port it left from, when an outgoing address chose it; or NULL */
 	unsigned rule_line;     /* the rules file's line that decided, or 0 */
 	const char *sandbox;    /* what of the sandbox this kernel refused, as sandbox_enter() says it, or NULL */
+	const char *event;      /* with --log-open: "open" (no bytes nor duration) or "close"; NULL: the one record */
+	const char *id;         /* with --log-open: the tunnel's id, the same in both records; or NULL */
 };
 
 /* "file:/absolute/path" is LOG_TARGET_FILE, its path kept for log_setup(). */

@@ -38,6 +38,7 @@ static void usage(FILE *stream)
 		      "  -i, --idle-timeout SEC      close a tunnel idle this long, 0 = never (default 0)\n"
 		      "  -l, --log TARGET            auto, journal, syslog, stderr, none or file:/path (default auto)\n"
 		      "  -F, --log-format FORMAT     tunneld or squid (Squid's access.log line; default tunneld)\n"
+		      "      --log-open              a record when a tunnel opens too; both carry the tunnel's id\n"
 		      "  -P, --proxy-protocol        the connection starts with a PROXY v1 or v2 header\n"
 		      "  -S, --protocols LIST        protocols served: http, socks5 or http,socks5 (default both)\n"
 		      "  -N, --nat64-prefix CIDR     this site's NAT64 prefix: judge its addresses as IPv4 too\n"
@@ -105,7 +106,8 @@ void exit_usage(const char *format, ...)
 }
 
 enum { OPTION_CHECK = 256, OPTION_EXPLAIN, OPTION_COMPILE, OPTION_MAX_TUNNELS, OPTION_MAX_TUNNELS_PER_SOURCE,
-       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD, OPTION_JUMP, OPTION_USER, OPTION_OUTGOING };
+       OPTION_EXIT_IDLE_TIME, OPTION_RELOAD, OPTION_JUMP, OPTION_USER, OPTION_OUTGOING,
+       OPTION_LOG_OPEN };
 
 static const struct option long_options[] = {
 	{ "allow-port", required_argument, NULL, 'p' },
@@ -118,6 +120,7 @@ static const struct option long_options[] = {
 	{ "idle-timeout", required_argument, NULL, 'i' },
 	{ "log", required_argument, NULL, 'l' },
 	{ "log-format", required_argument, NULL, 'F' },
+	{ "log-open", no_argument, NULL, OPTION_LOG_OPEN },
 	{ "proxy-protocol", no_argument, NULL, 'P' },
 	{ "nat64-prefix", required_argument, NULL, 'N' },
 	{ "protocols", required_argument, NULL, 'S' },
@@ -359,6 +362,9 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 		case OPTION_RELOAD:
 			signals_finishing();
 			exit(acceptor_request_reload(optarg));
+		case OPTION_LOG_OPEN:
+			options->log_open = true;
+			break;
 		case OPTION_JUMP:
 			options->jump = true;
 			break;

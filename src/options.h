@@ -27,6 +27,7 @@ struct options {
 	int idle_timeout_seconds;
 	enum log_target log_target;
 	enum log_format log_format;
+	bool log_open;           /* --log-open: a record when the tunnel opens, and an id in both */
 	bool proxy_protocol;
 	bool serve_http;
 	bool serve_socks5;

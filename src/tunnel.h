@@ -34,9 +34,16 @@ struct tunnel {
 	struct hop hop;
 	const char *sandbox_gaps;     /* what this kernel refused of the sandbox, for the record; or NULL */
 	int exit_status;              /* EXIT_SUCCESS, or EXIT_USAGE after a file that cannot be used */
+	char id[33];                  /* with --log-open, what both records carry; or empty */
 };
 
 long tunnel_elapsed_ms(const struct tunnel *tunnel);
+
+/* With --log-open: the tunnel's id, 128 random bits in hex; before the sandbox, which refuses getrandom(2). */
+void tunnel_take_id(struct tunnel *tunnel);
+
+/* With --log-open, once the client has its 200 or SOCKS5 success: the open record (no bytes, no duration). */
+void tunnel_record_open(const struct tunnel *tunnel, const char *target, const char *user, const char *peer);
 
 /* The one way out: the client's flags given back, then record (NULL: none, a balancer's health check), then _exit. */
 void __attribute__((noreturn)) tunnel_end(struct tunnel *tunnel, const struct connection_record *record);

@@ -218,3 +218,30 @@ access_lines() {
 	run tunneld_records cat
 	[[ $output == *"127.0.0.1:$client_port -> 127.0.0.1:$TARGET_PORT status=200 "*"reason=stopped by signal"* ]]
 }
+
+@test "--log-open under the real manager: TUNNELD_EVENT=open while the tunnel is live, and journalctl TUNNELD_ID= shows its life, open then close" {
+	start_target echo
+	local port
+	port=$(free_port)
+	units_for_test "$BATS_TEST_TMPDIR/units" "$port" --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32 --log-open
+	start_manager "$BATS_TEST_TMPDIR/units/tunneld.socket" "$BATS_TEST_TMPDIR/units/tunneld@.service"
+	start_bg "$PYTHON" "$PEERS/holder.py" "$port" "$BATS_TEST_TMPDIR/held" "b'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n'"
+	wait_for "the tunnel" grep -q '^HTTP/1.1 200 ' "$BATS_TEST_TMPDIR/held.reply"
+	local client_port id
+	client_port=$(cat "$BATS_TEST_TMPDIR/held")
+	wait_for "the open record" sh -c "'$PEERS/systemd-manager' run '$MANAGER_DIR' journalctl -o cat TUNNELD_EVENT=open | grep -q '127.0.0.1:$client_port'"
+	id=$(in_manager journalctl -o json TUNNELD_EVENT=open | "$PYTHON" -c '
+import json, sys
+record = json.loads(sys.stdin.readline())
+assert "TUNNELD_BYTES_UP" not in record and "TUNNELD_DURATION_MS" not in record, record
+assert record["TUNNELD_STATUS"] == "200" and record["TUNNELD_PROTOCOL"] == "http", record
+print(record["TUNNELD_ID"])')
+	[[ $id =~ ^[0-9a-f]{32}$ ]]
+	[ -z "$(in_manager journalctl -o cat TUNNELD_EVENT=close)" ]
+	in_manager systemctl stop "tunneld@*-127.0.0.1:$client_port.service"
+	wait_for "the close record" sh -c "[ -n \"\$('$PEERS/systemd-manager' run '$MANAGER_DIR' journalctl -o cat TUNNELD_EVENT=close)\" ]"
+	run in_manager journalctl -o cat "TUNNELD_ID=$id"
+	[ "${#lines[@]}" -eq 2 ]
+	[ "${lines[0]}" = "127.0.0.1:$client_port -> 127.0.0.1:$TARGET_PORT status=200 event=open id=$id" ]
+	[[ ${lines[1]} == "127.0.0.1:$client_port -> 127.0.0.1:$TARGET_PORT status=200 up=0 down=0 duration_ms="*" event=close id=$id reason=stopped by signal" ]]
+}

@@ -139,3 +139,67 @@ title_is() {
 	wait_for "one tunnel" sh -c "[ \"\$(tr '\\0' ' ' </proc/$PROXY_PID/cmdline | sed 's/ *\$//')\" = 'tunneld: acceptor, 1 tunnel, 0 waiting' ]"
 	[ "$(acceptor_title)" = 'tunneld: acceptor, 1 tunnel, 0 waiting' ]
 }
+
+# open_and_close_share_id PORT FILE PREFIX: FILE has, for the client on PORT,
+# one event=open record and then one event=close record, with one id.
+open_and_close_share_id() {
+	local port=$1 file=$2 prefix=$3 open close
+	open=$(grep -a "^${prefix}127.0.0.1:$port -> .* event=open " "$file")
+	close=$(grep -a "^${prefix}127.0.0.1:$port -> .* event=close " "$file")
+	[ "$(grep -ac "^${prefix}127.0.0.1:$port -> " "$file")" -eq 2 ]
+	[ "$(sed 's/.* id=\([0-9a-f]*\).*/\1/' <<<"$open")" = "$(sed 's/.* id=\([0-9a-f]*\).*/\1/' <<<"$close")" ]
+	# open before close, in the file's order
+	[ "$(grep -an "^${prefix}127.0.0.1:$port -> " "$file" | cut -d: -f1 | head -n 1)" = \
+		"$(grep -an "^${prefix}127.0.0.1:$port -> .* event=open " "$file" | cut -d: -f1)" ]
+}
+
+@test "--log-open: an open record while the tunnel is live, a close record at its end, one id in both; HTTP and SOCKS5, stderr and a file" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}" --log-open
+	hold http "b'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n'"
+	local port_bytes
+	port_bytes=$(printf '\\x%02x\\x%02x' $((TARGET_PORT >> 8)) $((TARGET_PORT & 255)))
+	hold socks "b'\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01$port_bytes'"
+	wait_log "^tunneld: 127.0.0.1:$http -> 127.0.0.1:$TARGET_PORT status=200 event=open id=[0-9a-f]{32}\$"
+	wait_log "^tunneld: 127.0.0.1:$socks -> 127.0.0.1:$TARGET_PORT status=200 protocol=socks5 reply=0x00 event=open id=[0-9a-f]{32}\$"
+	# Live: no close record yet, and the ids differ.
+	! grep -q 'event=close' "$LOG" || false
+	[ "$(grep -o 'id=[0-9a-f]*' "$LOG" | sort -u | wc -l)" -eq 2 ]
+	pkill -P "$PROXY_PID" -f '^tunneld: '
+	wait_log "^tunneld: 127.0.0.1:$http -> 127.0.0.1:$TARGET_PORT status=200 up=0 down=0 duration_ms=[0-9]+ event=close id=[0-9a-f]{32} reason=stopped by signal\$"
+	wait_log "^tunneld: 127.0.0.1:$socks -> .* protocol=socks5 reply=0x00 event=close id=[0-9a-f]{32} reason=stopped by signal\$"
+	open_and_close_share_id "$http" "$LOG" "tunneld: "
+	open_and_close_share_id "$socks" "$LOG" "tunneld: "
+
+	# A refusal has only its close record, with an id of its own.
+	local file=$BATS_TEST_TMPDIR/access.log
+	start_target echo
+	start_listener "file proxy" PROXY_PORT sh -c 'exec systemd-socket-activate --listen="127.0.0.1:$PORT" --accept --inetd "$@" 2>/dev/null' \
+		sh "$TUNNELD" --log="file:$file" --log-open --allow-port="$TARGET_PORT" --allow-dest=127.0.0.1/32
+	PROXY_PID=$LISTENER_PID
+	hold filed "b'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n'"
+	wait_for "the open record" grep -q "^127.0.0.1:$filed -> 127.0.0.1:$TARGET_PORT status=200 event=open id=[0-9a-f]\{32\}\$" "$file"
+	run raw_request "CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n"
+	[[ $output == "HTTP/1.1 403 "* ]]
+	pkill -P "$PROXY_PID" -f "^tunneld: - 127.0.0.1:$filed "
+	wait_for "the close record" grep -q "^127.0.0.1:$filed -> .* event=close " "$file"
+	open_and_close_share_id "$filed" "$file" ""
+	[ "$(grep -c ' -> 127.0.0.1:1 status=403 .* event=close id=[0-9a-f]\{32\} reason=' "$file")" -eq 1 ]
+	[ "$(grep -c ' -> 127.0.0.1:1 .*event=open' "$file")" -eq 0 ]
+}
+
+@test "--log-open: syslog gets both records, one id; the squid format keeps one line per tunnel" {
+	start_target echo
+	local syslog=$BATS_TEST_TMPDIR/syslog
+	run --separate-stderr timeout 20 "$PEERS/with-syslog" "$syslog" sh -c \
+		"printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping' | '$TUNNELD' --log=syslog --log-open --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32"
+	[[ $output == *ping ]]
+	grep -q "tunneld\[[0-9]*\]: - -> 127.0.0.1:$TARGET_PORT status=200 event=open id=[0-9a-f]\{32\}$" "$syslog"
+	grep -q "tunneld\[[0-9]*\]: - -> 127.0.0.1:$TARGET_PORT status=200 up=4 down=4 duration_ms=[0-9]* event=close id=[0-9a-f]\{32\}$" "$syslog"
+	[ "$(grep -o 'id=[0-9a-f]*' "$syslog" | sort -u | wc -l)" -eq 1 ]
+
+	run --separate-stderr sh -c "printf 'CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping' | '$TUNNELD' --log=stderr --log-format=squid --log-open --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32"
+	[[ $output == *ping ]]
+	[ "$(grep -c . <<<"$stderr")" -eq 1 ]
+	[[ $stderr =~ ^tunneld:\ [0-9]+\.[0-9]{3}\ +[0-9]+\ -\ TCP_TUNNEL/200\ 4\ CONNECT\ 127\.0\.0\.1:$TARGET_PORT\ -\ HIER_DIRECT/127\.0\.0\.1\ -$ ]]
+}
