@@ -319,9 +319,10 @@ tunnels_while() {
 
 # ---- from an outside review: each of these failed before its fix ----
 
-# acceptor_pid: the oldest tunneld of this test's proxy (its children are younger).
+# acceptor_pid: this test's acceptor, which systemd-socket-activate became (a reload keeps the pid);
+# fails if that process is gone or is no acceptor (its title says).
 acceptor_pid() {
-	pgrep -o -f "^$TUNNELD --log=stderr .*$BATS_TEST_TMPDIR"
+	tr '\0' ' ' <"/proc/$PROXY_PID/cmdline" | grep -q '^tunneld: acceptor, ' && echo "$PROXY_PID"
 }
 
 # reload_outcomes: how many reloads the log says were done or refused.

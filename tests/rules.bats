@@ -663,10 +663,10 @@ big_and_small_images() {
 	chmod 644 "$dir/live.image"
 }
 
-# a_tunneld_waits_for_its_client: the newest tunneld process has read its options and waits in poll().
+# a_tunneld_waits_for_its_client: the proxy's newest tunneld process has read its options and waits in poll().
 a_tunneld_waits_for_its_client() {
 	local pid
-	pid=$(pgrep -n -f "^$TUNNELD --log=stderr --rules $BATS_TEST_TMPDIR/live.image") || return 1
+	pid=$(pgrep -n -P "$PROXY_PID") || return 1
 	[ "$(ps -o ppid= "$pid" | tr -d ' ')" != 1 ] && grep -q poll "/proc/$pid/wchan"
 }
 
@@ -706,7 +706,7 @@ a_tunneld_waits_for_its_client() {
 		[ "$(printf "after$n" | timeout 10 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT")" = "after$n" ]
 	done
 	wait_for "four records" eval '[ "$(grep -c "status=200 .* rule=1000$" "$LOG")" -eq 4 ]'
-	kill -HUP "$(pgrep -o -f "^$TUNNELD --log=stderr --rules $BATS_TEST_TMPDIR/live.image")"
+	kill -HUP "$PROXY_PID" # the acceptor: systemd-socket-activate became it
 	wait_log "acceptor: reloaded"
 	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n"
 	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden"* ]]
