@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 		tunnel_take_id(&tunnel);
 
 	/* Before the client's first byte: whatever it sends meets a process that can do little else. */
-	sandbox_enter(&sandbox);
+	sandbox_enter(&sandbox, options.outgoing.set || rules_name_outgoing(&rules));
 	if (sandbox.why[0] != '\0' && !sandbox_said) {
 		if (log_has_fields())
 			tunnel.sandbox_gaps = sandbox.why; /* in the record's journal fields */

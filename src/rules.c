@@ -1032,6 +1032,14 @@ enum rules_action rules_judge_request(const struct rules *rules, const struct po
 	return decide(verdict, RULES_NEEDS_ADDRESSES, -1, "the addresses decide");
 }
 
+bool rules_name_outgoing(const struct rules *rules)
+{
+	for (uint32_t i = 0; i < rules->rule_count; i++)
+		if (rules->rules[i].outgoing_same || rules->rules[i].outgoing_nets > 0)
+			return true;
+	return false;
+}
+
 bool rules_outgoing(const struct rules *rules, int rule_index, struct outgoing *out)
 {
 	if (rule_index < 0 || (unsigned)rule_index >= rules->rule_count)

@@ -229,6 +229,9 @@ unsigned rules_line(const struct rules *rules, int rule);
 /* Where rule (an index, or -1) says its tunnels leave from, into out: false when it says nothing. */
 bool rules_outgoing(const struct rules *rules, int rule, struct outgoing *out);
 
+/* Does any rule say where its tunnels leave from? The sandbox lets bind(2) through only then. */
+bool rules_name_outgoing(const struct rules *rules);
+
 #define RULES_USER_NAME_MAX_BYTES 64
 /* Could a rule name this user: letters, digits and - . _ @ +, 1 to 64 bytes? */
 bool rules_is_user_name(const char *text);

@@ -165,7 +165,6 @@ static const int allowed_calls[] = {
 	SYS_getsockname, SYS_munmap, SYS_getpid, SYS_gettid, SYS_lseek, SYS_uname, SYS_getuid, SYS_sendto,
 	SYS_recvfrom, SYS_sendmmsg, SYS_sendmsg, SYS_memfd_create, SYS_restart_syscall, SYS_clock_gettime,
 	SYS_writev, SYS_readv, /* the resolver's queries over TCP (a truncated answer, options use-vc) */
-	SYS_bind, /* an outgoing address (tunneld(8) "Leaving from an address"), before connect() */
 #ifdef SYS_poll
 	SYS_poll, /* the resolver's, on machines that have it */
 #endif
@@ -229,7 +228,7 @@ static size_t emit_allowed_runs(struct sock_filter *filter, size_t n)
 }
 
 /* The program: the architecture, then each allowed call, then socket() and clone() by their arguments. */
-static size_t build_filter(struct sock_filter *filter)
+static size_t build_filter(struct sock_filter *filter, bool may_bind)
 {
 	size_t n = 0;
 
@@ -238,6 +237,15 @@ static size_t build_filter(struct sock_filter *filter)
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER);
 	n = emit_allowed_runs(filter, n);
+	/*
+	 * bind(): only where the configuration names an outgoing address
+	 * (tunneld(8) "Leaving from an address"), for the target's socket
+	 * before its connect; a filter cannot read the address it is given.
+	 */
+	if (may_bind) {
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_bind, 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+	}
 	/*
 	 * ioctl(): FIONREAD (SIOCINQ), which the resolver asks of its UDP socket
 	 * and the relay of a source, and SIOCOUTQ, the relay's before a reset.
@@ -304,11 +312,11 @@ static size_t build_filter(struct sock_filter *filter)
 	return n;
 }
 
-static bool enter_seccomp(char *why, size_t size)
+static bool enter_seccomp(bool may_bind, char *why, size_t size)
 {
 	/* On the stack, whose pages later calls dirty anyway: in static storage it was a page of private memory of its own. */
 	struct sock_filter filter[FILTER_MAX];
-	struct sock_fprog program = { .len = (unsigned short)build_filter(filter), .filter = filter };
+	struct sock_fprog program = { .len = (unsigned short)build_filter(filter, may_bind), .filter = filter };
 
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) < 0) {
 		(void)snprintf(why, size, "no seccomp filter (%s)", strerror(errno));
@@ -353,8 +361,9 @@ bool sandbox_tighten_after_connect(void)
 	return false;
 }
 
-static bool enter_seccomp(char *why, size_t size)
+static bool enter_seccomp(bool may_bind, char *why, size_t size)
 {
+	(void)may_bind;
 #ifdef SANITIZER_LOG_DIR
 	(void)why;
 	(void)size; /* by design, not a lack to report */
@@ -418,7 +427,7 @@ bool sandbox_probe(char *why, size_t size)
 	return true;
 }
 
-void sandbox_enter(struct sandbox_report *report)
+void sandbox_enter(struct sandbox_report *report, bool may_bind)
 {
 	char landlock_why[80] = "", seccomp_why[80] = "";
 
@@ -429,7 +438,7 @@ void sandbox_enter(struct sandbox_report *report)
 	report->no_new_privs = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
 	report->landlock_abi = enter_landlock(landlock_why, sizeof(landlock_why));
 	/* Without no_new_privs an unprivileged process may not install a filter; as root it may, and still should. */
-	report->seccomp = enter_seccomp(seccomp_why, sizeof(seccomp_why));
+	report->seccomp = enter_seccomp(may_bind, seccomp_why, sizeof(seccomp_why));
 	if (landlock_why[0] != '\0' || seccomp_why[0] != '\0')
 		(void)snprintf(report->why, sizeof(report->why), "sandbox: %s%s%s", landlock_why,
 			       landlock_why[0] != '\0' && seccomp_why[0] != '\0' ? "; " : "", seccomp_why);

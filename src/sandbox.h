@@ -22,10 +22,11 @@ struct sandbox_report {
 /*
  * Enters the sandbox: rlimits (no core, a few files), no_new_privs, Landlock
  * (reading only what the resolver and the lazily loaded libraries need),
- * then the seccomp allow-list. Irreversible. What the kernel lacks is
+ * then the seccomp allow-list; bind(2) only if may_bind (an outgoing
+ * address is configured). Irreversible. What the kernel lacks is
  * skipped and said in report->why; the tunnel is served regardless.
  */
-void sandbox_enter(struct sandbox_report *report);
+void sandbox_enter(struct sandbox_report *report, bool may_bind);
 
 /*
  * What sandbox_enter() would not put in place here, in why (the same words

@@ -21,16 +21,16 @@ teardown() {
 	rm -f /root/.tunneld-sandbox-probe /tmp/tunneld-sandbox-probe
 }
 
-# assert_all_denied FILE: the probe's fifteen attempts, each refused.
+# assert_all_denied FILE: the probe's sixteen attempts, each refused.
 assert_all_denied() {
 	local attempt
 	cat "$1"
 	for attempt in read-/etc/shadow read-/root-file list-/root write-scratch-dir write-/tmp socket-netlink \
-		socket-packet socket-unix-stream socket-inet-packet socket-inet-raw setsockopt-mark ptrace-parent \
-		mount-tmpfs fork execve-shell; do
+		socket-packet socket-unix-stream socket-inet-packet socket-inet-raw setsockopt-mark bind-inet-dgram \
+		ptrace-parent mount-tmpfs fork execve-shell; do
 		grep -qE "^$attempt denied E[A-Z]+$" "$1" || { echo "not denied: $attempt"; false; }
 	done
-	[ "$(wc -l <"$1")" -eq 15 ]
+	[ "$(wc -l <"$1")" -eq 16 ]
 	[ ! -e "$BATS_TEST_TMPDIR/scratch/written-by-tunneld" ]
 	[ ! -e /tmp/tunneld-sandbox-probe ]
 }
@@ -107,7 +107,7 @@ one_tunnel_with() {
 	wait_log "-> 127\.0\.0\.1:$TARGET_PORT status=200 up=1048576 .*"
 	wait_for "two records" eval '[ "$(grep -c " status=200 up=1048576 " "$LOG")" -eq 2 ]'
 	# Each tunnel was a process of its own, gone with its tunnel; the acceptor is still there.
-	wait_for "only the acceptor left" eval '[ "$(pgrep -c -f "^$TUNNELD --log=stderr")" -eq 1 ]'
+	wait_for "only the acceptor left" eval '! pgrep -P "$PROXY_PID" >/dev/null && kill -0 "$PROXY_PID"'
 }
 
 @test "sandboxed, SOCKS5 with a login still loads libcrypt when it checks the password, and a name is still resolved" {

@@ -1,7 +1,7 @@
 /*
  * An LD_PRELOAD probe for tests/sandbox.bats: when tunneld calls connect()
  * for its target (so after it has sandboxed itself), it tries what a
- * hijacked tunnel would (fifteen things), and writes one line per attempt to the file named
+ * hijacked tunnel would (sixteen things), and writes one line per attempt to the file named
  * by $SANDBOX_PROBE_OUT (opened at load, before any sandbox):
  * "NAME denied ERRNO-NAME" or "NAME ALLOWED". Then the real connect() runs.
  * When tunneld writes its "200", with the target connected, it tries again
@@ -90,6 +90,12 @@ static void probe(int target)
 	report("socket-inet-raw", opened(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP)));
 	/* Run as root, a mark would let the tunnel past firewall and routing rules keyed on it. */
 	report("setsockopt-mark", setsockopt(target, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)));
+	/* With no outgoing address configured, no socket may be bound: no UDP listener, no source of its choosing. */
+	int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	report("bind-inet-dgram", udp < 0 ? -1 : bind(udp, (struct sockaddr *)&any, sizeof(any)));
+	if (udp >= 0)
+		(void)close(udp);
 	report("ptrace-parent", ptrace(PTRACE_ATTACH, getppid(), NULL, NULL));
 	report("mount-tmpfs", mount("none", "/mnt", "tmpfs", 0, NULL));
 	pid_t child = fork();
