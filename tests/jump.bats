@@ -438,6 +438,7 @@ jump_with_syslog() {
 }
 
 @test "a closed fd 0 or 1 is no client: tunneld ends before it connects, so the target's bytes never go back to the target" {
+	[[ "$TUNNELD" != *valgrind* ]] || skip "valgrind opens its own files at the lowest free numbers: tunneld never sees fd 0 or 1 closed"
 	start_target echo
 	# exec in sh, so that nothing of the test's own takes the closed number first.
 	local closes
