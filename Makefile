@@ -32,7 +32,7 @@ LDHARDENING = -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 
 SOURCES = tunneld.c src/options.c src/offline.c src/client.c src/negotiate.c src/route.c src/outgoing.c src/jump.c src/ending.c \
 	src/request.c src/socks5.c src/proxy_protocol.c src/policy.c src/auth.c src/response.c src/connector.c \
-	src/signals.c src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_image.c src/rules_file.c \
+	src/signals.c src/relay.c src/log.c src/systemd.c src/lazy.c src/rules.c src/rules_judge.c src/rules_image.c src/rules_file.c \
 	src/upstream.c src/sandbox.c src/acceptor.c src/config_file.c src/title.c
 HEADERS = $(wildcard src/*.h)
 
@@ -96,7 +96,7 @@ build/fuzz/auth_fuzzer: fuzz/auth_fuzzer.c src/auth.c src/config_file.c src/lazy
 	src/config_file.h src/lazy.h src/signals.h
 build/fuzz/proxy_protocol_fuzzer: fuzz/proxy_protocol_fuzzer.c src/proxy_protocol.c src/proxy_protocol.h
 build/fuzz/socks5_fuzzer: fuzz/socks5_fuzzer.c src/socks5.c src/request.c src/socks5.h src/request.h src/failure.h
-build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_image.c src/rules_file.c src/config_file.c src/policy.c \
+build/fuzz/rules_fuzzer: fuzz/rules_fuzzer.c src/rules.c src/rules_judge.c src/rules_image.c src/rules_file.c src/config_file.c src/policy.c \
 	src/request.c src/upstream.c src/connector.c src/outgoing.c src/signals.c src/rules.h src/rules_image.h src/rules_file.h \
 	src/config_file.h src/policy.h src/upstream.h src/connector.h src/outgoing.h
 build/fuzz/%_fuzzer:

@@ -18,7 +18,7 @@
  *   negotiate.c    the PROXY header, then the request: HTTP (request.c) or SOCKS5 (socks5.c)
  *   jump.c         or none: sshd's forced command, its target named up front (--jump)
  *   auth.c         who asks
- *   route.c        where the request may go (policy.c, rules.c) and the connection there
+ *   route.c        where the request may go (policy.c, rules_judge.c) and the connection there
  *                  (connector.c: resolve, Happy Eyeballs; upstream.c: through a parent)
  *   relay.c        the poll loop, both directions
  *   ending.c       every way a tunnel ends: the answer (response.c), the record (log.c), exit

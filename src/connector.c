@@ -147,7 +147,7 @@ static size_t order_candidates(struct addrinfo *list, connector_judge judge, con
 			(*denied)++;
 			continue;
 		}
-		if (!outgoing_serves(&from, ai->ai_family)) { /* tunneld(8) "Leaving from an address" */
+		if (!outgoing_serves(&from, ai->ai_addr)) { /* tunneld(8) "Leaving from an address" */
 			(*without_from)++;
 			continue;
 		}
@@ -180,7 +180,7 @@ static void set_socket_options(int fd)
  * destination has the whole ephemeral range (a bind that picked the port
  * would reserve it for all of them). 0, or -1 with errno set.
  */
-static int leave_from(int fd, const struct outgoing *from, int family)
+static int leave_from(int fd, const struct outgoing *from, const struct sockaddr *target)
 {
 	struct sockaddr_storage local;
 	int on = 1;
@@ -188,7 +188,7 @@ static int leave_from(int fd, const struct outgoing *from, int family)
 	if (!from->set)
 		return 0;
 	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof(on));
-	socklen_t len = outgoing_address(from, family, &local);
+	socklen_t len = outgoing_address(from, target, &local);
 	return bind(fd, (struct sockaddr *)&local, len);
 }
 
@@ -200,7 +200,7 @@ static int start_attempt(const struct candidate *candidate, bool *bind_failed)
 	if (fd < 0)
 		return -1;
 	set_socket_options(fd);
-	*bind_failed = leave_from(fd, &candidate->from, ai->ai_family) < 0;
+	*bind_failed = leave_from(fd, &candidate->from, ai->ai_addr) < 0;
 	if (!*bind_failed && (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS))
 		return fd;
 	int saved = errno;
@@ -243,17 +243,23 @@ static int error_rank(int error)
 	}
 }
 
-/* A bind that failed: the address is the configuration's, not the target's, and the record says which. */
+/*
+ * A bind that failed, or a connection that left from another address (a
+ * broadcast one bound): the address is the configuration's fault, not the
+ * target's, and the record says which. error 0: the latter.
+ */
 static int fail_leaving(struct connect_outcome *outcome, const struct candidate *candidate, int error)
 {
 	static char why[INET6_ADDRSTRLEN + 96];
 	char text[INET6_ADDRSTRLEN] = "?";
-	int family = candidate->address->ai_family;
+	int family = outgoing_family(candidate->address->ai_addr);
 
 	(void)inet_ntop(family, family == AF_INET ? (const void *)&candidate->from.v4 : (const void *)&candidate->from.v6,
 			text, sizeof(text));
 	(void)snprintf(why, sizeof(why), "cannot leave from %s: %s", text,
-		       error == EADDRNOTAVAIL ? "not an address of this host" : strerror(error));
+		       error == 0		 ? "the kernel chose another address (a broadcast one?)"
+		       : error == EADDRNOTAVAIL ? "not an address of this host"
+						: strerror(error));
 	return fail(outcome, FAILURE_OUTGOING_UNUSABLE, why, NULL);
 }
 
@@ -261,6 +267,7 @@ static int race_attempts(const struct candidate *candidates, size_t candidate_co
 			 struct connect_outcome *outcome)
 {
 	struct pollfd in_flight[CONNECT_ADDRESSES_MAX];
+	const struct candidate *in_flight_candidate[CONNECT_ADDRESSES_MAX];
 	size_t in_flight_count = 0;
 	size_t next = 0;
 	int64_t next_start_ms = 0;
@@ -274,6 +281,7 @@ static int race_attempts(const struct candidate *candidates, size_t candidate_co
 			bool bind_failed = false;
 			int fd = start_attempt(&candidates[next++], &bind_failed);
 			if (fd >= 0) {
+				in_flight_candidate[in_flight_count] = &candidates[next - 1];
 				in_flight[in_flight_count++] = (struct pollfd){ .fd = fd, .events = POLLOUT };
 				next_start_ms = now + HAPPY_EYEBALLS_DELAY_MS;
 			} else if (bind_failed && unbound == NULL) {
@@ -308,14 +316,19 @@ static int race_attempts(const struct candidate *candidates, size_t candidate_co
 				error = errno;
 			if (error == 0) {
 				int winner = in_flight[i].fd;
+				const struct candidate *won = in_flight_candidate[i];
 				for (size_t j = 0; j < in_flight_count; j++)
 					if (j != i)
 						(void)close(in_flight[j].fd);
-				return winner;
+				if (outgoing_was_used(&won->from, won->address->ai_addr, winner))
+					return winner;
+				(void)close(winner);
+				return fail_leaving(outcome, won, 0);
 			}
 			if (error_rank(error) >= error_rank(worst_error))
 				worst_error = error;
 			(void)close(in_flight[i].fd);
+			in_flight_candidate[i] = in_flight_candidate[in_flight_count - 1];
 			in_flight[i] = in_flight[--in_flight_count];
 			/* A failure frees the next attempt to start now (RFC 8305 §5). */
 			next_start_ms = 0;

@@ -19,7 +19,7 @@
 #include <string.h>
 
 /* Every address to leave from, of the option and of each rule, is this host's: else each is said, and exit 2. */
-static void check_outgoing(const struct options *options, const struct rules *rules)
+void offline_check_outgoing(const struct options *options, const struct rules *rules)
 {
 	char why[INET6_ADDRSTRLEN + 96];
 	unsigned errors = 0;
@@ -39,8 +39,13 @@ static void check_outgoing(const struct options *options, const struct rules *ru
 		exit(EXIT_USAGE);
 }
 
-/* Where an allowed tunnel would leave from, when something says. */
-static void explain_outgoing(const struct options *options, const struct rules *rules, int rule)
+/*
+ * Where an allowed tunnel would leave from, when something says; false
+ * when that leaves none of addresses (those looked up, or NULL: a parent's
+ * name) with an address of its family to leave from: the tunnel's 502.
+ */
+static bool explain_outgoing(const struct options *options, const struct rules *rules, int rule,
+			     const struct addrinfo *addresses, const struct policy *allowing)
 {
 	struct outgoing outgoing;
 	char text[OUTGOING_TEXT_MAX_BYTES];
@@ -49,7 +54,7 @@ static void explain_outgoing(const struct options *options, const struct rules *
 	if (!by_rule)
 		outgoing = options->outgoing;
 	if (!outgoing.set)
-		return;
+		return true;
 	outgoing_format(&outgoing, text, sizeof(text));
 	if (by_rule)
 		(void)printf("leaves from: %s%s, line %u\n", text, outgoing.same ? " (the address the client reached)" : "",
@@ -57,6 +62,15 @@ static void explain_outgoing(const struct options *options, const struct rules *
 	else
 		(void)printf("leaves from: %s%s (--outgoing-address)\n", text,
 			     outgoing.same ? ", the address the client reached" : "");
+	if (outgoing.same || addresses == NULL)
+		return true;
+	for (const struct addrinfo *ai = addresses; ai != NULL; ai = ai->ai_next)
+		if ((allowing == NULL || policy_address_allowed(allowing, ai->ai_addr)) && outgoing_serves(&outgoing, ai->ai_addr))
+			return true;
+	(void)printf("but the outgoing address has none of the target's address families: a tunnel gets %d "
+		     "(destination_ip_unroutable)\n",
+		     failure_status(FAILURE_NO_OUTGOING));
+	return false;
 }
 
 void offline_check(const struct options *options, const struct rules *rules)
@@ -67,7 +81,7 @@ void offline_check(const struct options *options, const struct rules *rules)
 	/* On stdout, with "OK": for a person; an acceptor's reload check, which closes stdout, says nothing. */
 	if (sandbox_probe(gaps, sizeof(gaps)))
 		(void)printf("tunneld: note: %s: tunnels run without it (tunneld(8) \"Sandbox\")\n", gaps);
-	check_outgoing(options, rules);
+	offline_check_outgoing(options, rules);
 	if (options->rules_path == NULL) {
 		(void)printf("tunneld: options OK (no rules file)\n");
 		exit(EXIT_SUCCESS);
@@ -145,9 +159,8 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 		unsigned line = rules_line(rules, route.verdict.rule);
 		switch (route.action) {
 		case RULES_ALLOW:
-			allowed = true;
 			(void)printf("verdict: allow, line %u\n", line);
-			explain_outgoing(options, rules, route.verdict.rule);
+			allowed = explain_outgoing(options, rules, route.verdict.rule, route.addresses, NULL);
 			break;
 		case RULES_NEEDS_ADDRESSES:
 			(void)printf("verdict: %s (the rules need the name's addresses, and the lookup found none: %d, as "
@@ -158,7 +171,7 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 			allowed = true;
 			(void)printf("verdict: via %s, line %u\n", rules->parents[rules->rules[route.verdict.rule].parent].display,
 				     line);
-			explain_outgoing(options, rules, route.verdict.rule);
+			(void)explain_outgoing(options, rules, route.verdict.rule, NULL, NULL);
 			if (!judged.subject.host_is_ip_literal)
 				(void)printf("the parent resolves %s: where it leads, and whether that is allowed, is the parent's "
 					     "policy (the built-in denies apply here to addresses only)\n",
@@ -189,11 +202,11 @@ void offline_explain(const struct options *options, const struct rules *rules, i
 				     address_allowed ? "allow" : "deny");
 			allowed = allowed || address_allowed;
 		}
-		if (addresses != NULL)
-			freeaddrinfo(addresses);
 		(void)printf("verdict: %s\n", allowed ? "allow" : "deny");
 		if (allowed)
-			explain_outgoing(options, rules, -1);
+			allowed = explain_outgoing(options, rules, -1, addresses, &options->policy);
+		if (addresses != NULL)
+			freeaddrinfo(addresses);
 	}
 	signals_finishing();
 	(void)fflush(stdout);

@@ -9,6 +9,9 @@
 #include "rules.h"
 
 /* --check, and --compile's report: the options and the rules file are good, exit 0 (options_parse() exits 2 if not). */
+/* Every outgoing address, the option's and the rules', bound once: each one the host lacks said on stderr, then exit 2. */
+void offline_check_outgoing(const struct options *options, const struct rules *rules);
+
 void __attribute__((noreturn)) offline_check(const struct options *options, const struct rules *rules);
 
 /*

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include "number.h"
+#include "offline.h"
 #include "rules_file.h"
 #include "rules_image.h"
 #include "signals.h"
@@ -375,6 +376,8 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 			options->jump_user = optarg;
 			break;
 		case OPTION_OUTGOING:
+			if (options->outgoing.set) /* one would silently replace the other: list both families in one */
+				exit_usage("--outgoing-address given twice: give both families once, ADDRESS,ADDRESS");
 			if (outgoing_parse(optarg, &options->outgoing, &why) < 0)
 				exit_usage("bad --outgoing-address '%s': %s", optarg, why);
 			break;
@@ -422,9 +425,15 @@ void options_parse(int argc, char **argv, struct options *options, struct rules 
 		exit_usage("--compile: give the rules file with --rules, and no --explain");
 	if (options->rules_path != NULL) {
 		static struct rules_errors errors;
-		unsigned error_count = options->compile_to != NULL
-					       ? rules_compile(rules, options->rules_path, options->compile_to, &errors)
-					       : rules_load(rules, options->rules_path, &errors);
+		static struct rules trial;
+		unsigned error_count = 0;
+		/* An image is written only for a file that passes every check, the outgoing addresses' too. */
+		if (options->compile_to != NULL && (error_count = rules_load(&trial, options->rules_path, &errors)) == 0)
+			offline_check_outgoing(options, &trial);
+		if (error_count == 0)
+			error_count = options->compile_to != NULL
+					      ? rules_compile(rules, options->rules_path, options->compile_to, &errors)
+					      : rules_load(rules, options->rules_path, &errors);
 		if (error_count == 0 && reader->offline)
 			error_count = rules_image_check_source(rules, options->rules_path, &errors);
 		if (error_count > 0) {

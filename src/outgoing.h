@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define OUTGOING_TEXT_MAX_BYTES 96 /* "v4,v6" or "same", as the record and --explain say it */
@@ -22,19 +23,38 @@ struct outgoing {
 	bool has_v6;
 	struct in_addr v4;
 	struct in6_addr v6;
+	uint32_t v6_scope; /* same: the interface of a link-local address the client reached; else 0 */
 };
 
-/* "same", or one or two addresses, one per family, comma-separated: 0, or -1 with *why. */
+/*
+ * "same", or one or two addresses, one per family, comma-separated: 0, or
+ * -1 with *why. Never an address no tunnel can leave from: unspecified,
+ * multicast, 255.255.255.255, or an IPv6 link-local one (it wants an
+ * interface the text cannot name).
+ */
 int outgoing_parse(const char *text, struct outgoing *out, const char **why);
 
 /* The text outgoing_parse() takes for it, into out. */
 void outgoing_format(const struct outgoing *outgoing, char *out, size_t size);
 
-/* Is there an address to leave from for family (AF_INET, AF_INET6)? True when none is set: the kernel chooses. */
-bool outgoing_serves(const struct outgoing *outgoing, int family);
+/* The family a tunnel to target leaves by: an IPv4-mapped IPv6 address's is IPv4. */
+int outgoing_family(const struct sockaddr *target);
 
-/* family's address as a sockaddr, port 0, into address; its length. */
-socklen_t outgoing_address(const struct outgoing *outgoing, int family, struct sockaddr_storage *address);
+/*
+ * Is there an address to leave from for target? Its family's, an
+ * IPv4-mapped IPv6 target's being IPv4. True when none is set: the kernel chooses.
+ */
+bool outgoing_serves(const struct outgoing *outgoing, const struct sockaddr *target);
+
+/*
+ * What a socket of target's family binds to, port 0, to reach target from
+ * outgoing's address: an IPv4-mapped one for an IPv4-mapped target. Its length.
+ */
+socklen_t outgoing_address(const struct outgoing *outgoing, const struct sockaddr *target,
+			   struct sockaddr_storage *address);
+
+/* Did a socket connected to target leave from where outgoing says (the kernel may pick another for a broadcast address)? */
+bool outgoing_was_used(const struct outgoing *outgoing, const struct sockaddr *target, int fd);
 
 /*
  * Can this host leave from each address (a bind to it, port 0, then

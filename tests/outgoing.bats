@@ -176,6 +176,88 @@ served_from() {
 	[[ "$output" == 0500050300* ]]
 }
 
+# ---- from the outside review of the outgoing change: each of these failed before its fix ----
+
+@test "review: no address a tunnel cannot leave from is taken (unspecified, multicast, broadcast, link-local, empty list words), nor the option twice; a subnet's broadcast address is refused by --check and answered 502, never left from silently" {
+	local address
+	for address in 0.0.0.0 :: 224.0.0.1 255.255.255.255 ff02::1 fe80::1 ::ffff:192.0.2.11 ,192.0.2.11 192.0.2.11, 192.0.2.11,,2001:db8::11; do
+		run --separate-stderr ip netns exec "$PROXY_NS" "$TUNNELD" "${POLICY[@]}" --outgoing-address="$address" --check
+		[ "$status" -eq 2 ] || { echo "$address: $status $output"; return 1; }
+		[[ $stderr == "tunneld: bad --outgoing-address '$address': "* ]]
+	done
+	printf 'allow to 192.0.2.0/24 outgoing 224.0.0.1\n' >"$BATS_TEST_TMPDIR/rules"
+	run --separate-stderr "$TUNNELD" --rules "$BATS_TEST_TMPDIR/rules" --check
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"found '224.0.0.1': not an address a tunnel can leave from"* ]]
+	run --separate-stderr "$TUNNELD" "${POLICY[@]}" --outgoing-address=192.0.2.1 --outgoing-address=2001:db8::1 --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: --outgoing-address given twice: give both families once, ADDRESS,ADDRESS" ]
+
+	# 192.0.2.255 binds (the kernel takes a broadcast address), but a connection from it leaves from another.
+	on_target whoami 192.0.2.2
+	run --separate-stderr ip netns exec "$PROXY_NS" "$TUNNELD" "${POLICY[@]}" --outgoing-address=192.0.2.255 --check
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: --outgoing-address: outgoing address 192.0.2.255: a broadcast address, which no tunnel leaves from" ]
+	run through "CONNECT 192.0.2.2:$TARGET_PORT HTTP/1.1\r\n\r\n" "${POLICY[@]}" --outgoing-address=192.0.2.255
+	[[ "$output" == "HTTP/1.1 502 Bad Gateway"* ]]
+	[[ "$output" == *'error=proxy_configuration_error; details="cannot leave from 192.0.2.255: the kernel chose another address (a broadcast one?)"'* ]]
+	! grep -q '^from ' <<<"$output" || false
+}
+
+@test "review: --compile writes no image for a file whose outgoing address the host lacks, and leaves the one there" {
+	printf 'allow to 192.0.2.0/24\n' >"$BATS_TEST_TMPDIR/good"
+	printf 'allow to 192.0.2.0/24 outgoing 192.0.2.99\n' >"$BATS_TEST_TMPDIR/bad"
+	run ip netns exec "$PROXY_NS" "$TUNNELD" --rules "$BATS_TEST_TMPDIR/good" --compile "$BATS_TEST_TMPDIR/image"
+	[ "$status" -eq 0 ]
+	local before
+	before=$(sha_of "$BATS_TEST_TMPDIR/image")
+	run --separate-stderr ip netns exec "$PROXY_NS" "$TUNNELD" --rules "$BATS_TEST_TMPDIR/bad" --compile "$BATS_TEST_TMPDIR/image"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "tunneld: $BATS_TEST_TMPDIR/bad:1: outgoing address 192.0.2.99: not an address of this host" ]
+	[ "$(sha_of "$BATS_TEST_TMPDIR/image")" = "$before" ]
+	run ip netns exec "$PROXY_NS" "$TUNNELD" --rules "$BATS_TEST_TMPDIR/bad" --compile "$BATS_TEST_TMPDIR/new-image"
+	[ "$status" -eq 2 ]
+	[ ! -e "$BATS_TEST_TMPDIR/new-image" ]
+}
+
+@test "review: an IPv4-mapped target leaves from the IPv4 address (HTTP and SOCKS5); --explain says when no family is left, as the tunnel's 502" {
+	on_target whoami 192.0.2.2
+	run through "CONNECT [::ffff:192.0.2.2]:$TARGET_PORT HTTP/1.1\r\n\r\n" "${POLICY[@]}" --outgoing-address=192.0.2.11
+	[[ "$output" == "HTTP/1.1 200 "* ]]
+	[ "$(served_from "$(tail -n 1 <<<"$output")")" = 192.0.2.11 ]
+	run through "CONNECT [::ffff:192.0.2.2]:$TARGET_PORT HTTP/1.1\r\n\r\n" "${POLICY[@]}" --outgoing-address=192.0.2.11,2001:db8::11
+	[ "$(served_from "$(tail -n 1 <<<"$output")")" = 192.0.2.11 ]
+	grep -q " local=\[::ffff:192\.0\.2\.11\]:" "$LOG"
+	# SOCKS5, an IPv6 address that carries 192.0.2.2 (ATYP 4).
+	local port_bytes
+	port_bytes=$(printf '\\%03o\\%03o' $((TARGET_PORT >> 8)) $((TARGET_PORT & 255)))
+	run sh -c "printf '\005\001\000\005\001\000\004\000\000\000\000\000\000\000\000\000\000\377\377\300\000\002\002$port_bytes' |
+		ip netns exec '$PROXY_NS' timeout 20 '$TUNNELD' --log=file:'$LOG' --allow-port='*' --allow-dest=192.0.2.0/24 \
+		--outgoing-address=192.0.2.11 | grep -ao 'from [0-9.]*'"
+	[ "$output" = "from 192.0.2.11" ]
+	# An IPv6-only outgoing address and an IPv4 target: --explain says what the tunnel would answer.
+	run ip netns exec "$PROXY_NS" "$TUNNELD" "${POLICY[@]}" --outgoing-address=2001:db8::11 --explain to=192.0.2.2:80
+	[ "$status" -eq 1 ]
+	[[ $output == *"leaves from: 2001:db8::11 (--outgoing-address)"$'\n'"but the outgoing address has none of the target's address families: a tunnel gets 502 (destination_ip_unroutable)" ]]
+}
+
+@test "review: outgoing same from a client that reached a link-local address leaves from it, on its interface" {
+	ip -n "$PROXY_NS" -6 addr add fe80::1/64 dev "vo$$" nodad
+	ip -n "$TARGET_NS" -6 addr add fe80::2/64 dev "vt$$" nodad
+	on_target whoami 2001:db8::2
+	local port
+	port=$(free_port)
+	start_bg ip netns exec "$PROXY_NS" sh -c 'exec systemd-socket-activate --listen="[::]:$1" --accept --inetd "$2" \
+		--log=file:"$3" --allow-port="$4" --allow-dest=2001:db8::/32 --outgoing-address=same' sh "$port" "$TUNNELD" \
+		"$LOG" "$TARGET_PORT"
+	wait_for "the proxy in its namespace" ip netns exec "$TARGET_NS" nc -z 2001:db8::1 "$port"
+	run sh -c 'printf "CONNECT [2001:db8::2]:%s HTTP/1.1\r\n\r\n" "$1" | ip netns exec "$2" timeout 10 nc -N "fe80::1%$3" "$4"' \
+		sh "$TARGET_PORT" "$TARGET_NS" "vt$$" "$port"
+	[[ "$output" == "HTTP/1.1 200 "* ]] || { echo "$output"; cat "$LOG"; return 1; }
+	[ "$(served_from "$(tail -n 1 <<<"$output")")" = fe80::1 ]
+	wait_for "the record" grep -q ' local=\[fe80::1\]:' "$LOG"
+}
+
 @test "20,000 tunnels at 64 at a time leave from one address with a port range of 2,000: the range is shared by the destinations, not spent by binds" {
 	# Sixteen echo targets, so 1,250 tunnels a destination; bound before connect(), 20,000 would need a port each.
 	local ports=() n
