@@ -108,7 +108,7 @@ static unsigned live_count;
 static struct waiting waiting[WAITING_MAX];
 static unsigned waiting_count;
 
-/* What the title and the unit's STATUS= say (tunneld(8) "Watching and ending tunnels"). */
+/* What the title and the unit's STATUS= say (tunneld(8) "WATCHING AND ENDING TUNNELS"). */
 static unsigned turned_away_count;
 static char options_read_at[16] = "-"; /* when this process read its options and files: started or reloaded */
 static char reload_refused_at[16];     /* the last reload refused since, if any */

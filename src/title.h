@@ -1,6 +1,6 @@
 /*
  * title: what ps, top, pgrep -a and systemctl status show of each tunneld
- * (tunneld(8) "Watching and ending tunnels"): its command line rewritten,
+ * (tunneld(8) "WATCHING AND ENDING TUNNELS"): its command line rewritten,
  * at each phase of a tunnel's life, to say who goes where and what it is
  * doing, e.g. "tunneld: alice 10.1.2.3:50122 -> db1.internal:22 relaying".
  */

@@ -4,7 +4,7 @@
 
 load helpers
 
-# The proxy's tunnelds are its activator's children (their command lines are titles, tunneld(8) "Watching and ending tunnels").
+# The proxy's tunnelds are its activator's children (their command lines are titles, tunneld(8) "WATCHING AND ENDING TUNNELS").
 no_tunneld_left() {
 	! pgrep -P "$PROXY_PID" >/dev/null
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# tunneld(8) "Watching and ending tunnels": each tunnel process's title (its
+# tunneld(8) "WATCHING AND ENDING TUNNELS": each tunnel process's title (its
 # command line, what ps, pgrep -a and systemctl status show) says who goes
 # where and what it is doing; pkill on the title ends exactly those tunnels.
 
