@@ -97,11 +97,11 @@ one_tunnel_with() {
 	for n in 1 2; do
 		run timeout 15 nc -N -X connect -x "127.0.0.1:$PROXY_PORT" 127.0.0.1 "$TARGET_PORT" <"$BATS_TEST_TMPDIR/payload"
 		[ "$output" = "$(sha_of "$BATS_TEST_TMPDIR/payload") 1048576" ]
-		# The report file was opened by the acceptor, at load: each tunnel appends its fifteen lines.
-		wait_for "probe report $n" eval '[ "$(wc -l <"$BATS_TEST_TMPDIR/probe")" -ge $((15 * n)) ]'
+		# The report file was opened by the acceptor, at load: each tunnel appends its sixteen lines.
+		wait_for "probe report $n" eval '[ "$(wc -l <"$BATS_TEST_TMPDIR/probe")" -ge $((16 * n)) ]'
 	done
-	head -n 15 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-1"
-	tail -n +16 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-2"
+	head -n 16 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-1"
+	tail -n +17 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-2"
 	assert_all_denied "$BATS_TEST_TMPDIR/probe-1"
 	assert_all_denied "$BATS_TEST_TMPDIR/probe-2"
 	wait_log "-> 127\.0\.0\.1:$TARGET_PORT status=200 up=1048576 .*"
