@@ -8,10 +8,14 @@
 #include "request.h"
 #include "tunnel.h"
 
+/*
+ * What every tunnel writes first (the request, the head's first bytes) lies
+ * together: an idle tunnel's memory is the pages it wrote.
+ */
 struct head {
-	char bytes[HEAD_MAX_BYTES];
 	size_t len;
 	struct request request;
+	char bytes[HEAD_MAX_BYTES];
 };
 
 /*

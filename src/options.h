@@ -19,9 +19,7 @@
 #define EXIT_USAGE 2 /* bad option or configuration: the client got no 200 */
 
 struct options {
-	struct policy policy;
 	bool auth_enabled;
-	struct auth auth;
 	int header_timeout_seconds;
 	int connect_timeout_seconds;
 	int idle_timeout_seconds;
@@ -41,6 +39,9 @@ struct options {
 	const char *jump_user;   /* --user, or NULL: the login name */
 	struct outgoing outgoing; /* --outgoing-address: where tunnels leave from, unless a rule says */
 	struct acceptor_limits acceptor; /* used only when handed a listening socket (Accept=no) */
+	/* The large tables last: each tunnel writes the fields above, and an idle one's memory is the pages it wrote. */
+	struct policy policy;
+	struct auth auth;
 	/* A file the options name that cannot be used: its first error, for a connection to answer with; or empty. */
 	char configuration_error[512];
 };
