@@ -639,6 +639,34 @@ Environment=LD_PRELOAD=/usr/local/lib/old-kernel.so ASAN_OPTIONS=verify_asan_lin
 	[ "$(grep -cxF "acceptor: sandbox: $missing: every tunnel runs without it (tunneld(8) \"Sandbox\")" <<<"$output")" -eq 1 ]
 }
 
+@test "systemctl start returns only once the acceptor serves (Type=notify): not while its process is held before it accepts" {
+	start_target echo
+	start_acceptor --allow-port=$TARGET_PORT --allow-dest=127.0.0.1/32
+	# The acceptor's process stops itself before tunneld is executed, so its
+	# READY=1 can come only when the test lets it go on.
+	sed -i "s|^ExecStart=/usr/local/sbin/tunneld |ExecStart=/bin/sh -c 'kill -STOP \$\$\$\$ \&\& exec \"\$\$0\" \"\$\$@\"' /usr/local/sbin/tunneld |" \
+		"$MANAGER_DIR/units/tunneld-acceptor.service"
+	grep -q "^ExecStart=/bin/sh -c 'kill -STOP" "$MANAGER_DIR/units/tunneld-acceptor.service"
+	in_manager systemctl daemon-reload
+	timeout 60 "$PEERS/systemd-manager" run "$MANAGER_DIR" systemctl start tunneld-acceptor.service &
+	local starting=$!
+	process_stopped() {
+		local pid
+		pid=$(service_property MainPID)
+		[ "$pid" -gt 0 ] && [ "$(in_manager awk '{ print $3 }' "/proc/$pid/stat")" = T ]
+	}
+	wait_for "the acceptor's process, held" process_stopped
+	# Held: systemctl start has not returned, and the unit is still activating.
+	kill -0 "$starting"
+	[ "$(service_property ActiveState)" = activating ]
+	in_manager kill -CONT "$(service_property MainPID)"
+	wait "$starting"
+	# Returned: the acceptor said it serves, and it does, at once.
+	[ "$(service_property ActiveState)" = active ]
+	[ -n "$(service_property StatusText)" ]
+	[ "$(echo_through ready)" = ready ]
+}
+
 @test "watching: systemctl status shows the acceptor's counts (tunnels, addresses, waiting, turned away, when its files were read, a refused reload) and its title" {
 	start_target echo
 	mkdir -m 0755 "$BATS_TEST_TMPDIR/conf"
