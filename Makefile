@@ -40,7 +40,7 @@ BUILD_PACKAGES = gcc make libc6-dev pkg-config libsystemd-dev systemd
 TEST_PACKAGES = $(BUILD_PACKAGES) dpkg-dev debhelper lintian bats curl socat netcat-openbsd openssl openssh-server openssh-client apache2-utils whois \
 	stunnel4 xinetd haproxy python3 mandoc clang clang-tidy cppcheck valgrind libclang-rt-14-dev \
 	iproute2 procps ncat python3-socks chromium calamaris fail2ban debootstrap systemd-container \
-	squid tinyproxy microsocks dante-server rsync
+	squid tinyproxy microsocks dante-server rsync gdb
 
 .PHONY: all run check test lint install install-xinetd uninstall clean deps-build deps-test deps-deb deb \
 	fuzz fuzz-check sanitize-check valgrind-check bench mutants

@@ -139,7 +139,8 @@ int main(int argc, char **argv)
 	if (options.configuration_error[0] != '\0')
 		tunnel_refuse(&tunnel, FAILURE_MISCONFIGURED, "the proxy's configuration has an error; its log says which",
 			      options.configuration_error, NULL, request->authority, NULL);
-	title_tunnel(user, NULL, request->authority); /* as the record has it: no userinfo, never a password */
+	/* As the record has them: the client a PROXY header named, the target without userinfo, never a password. */
+	title_tunnel(user, tunnel.client.address, request->authority);
 	if (options.auth_enabled && tunnel.client.protocol == PROTOCOL_HTTP) {
 		title_phase("authenticating");
 		user = authenticate(&tunnel, request);

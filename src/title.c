@@ -80,6 +80,17 @@ void title_init(int argc, char ***argv)
 	find_area(argc, old);
 	environ = new_environ;
 	*argv = copy;
+	/*
+	 * The environment's strings leave the area now. A title longer than the
+	 * arguments makes the kernel read past them to the first NUL; while the
+	 * first one was being written, that was inside the environment, which
+	 * only the owner may read (/proc/PID/environ), shown in the command
+	 * line anyone may.
+	 */
+	if (title.area != NULL) {
+		size_t arguments_bytes = (size_t)(old[argc - 1] + strlen(old[argc - 1]) + 1 - title.area);
+		memset(title.area + arguments_bytes, '\0', title.area_size - arguments_bytes);
+	}
 }
 
 /* After a title of len bytes was written to the area: NULs to its end, so no older, longer title shows through. */

@@ -89,6 +89,43 @@ title_is() {
 	[ -z "$(title_of "$refused")" ]
 }
 
+@test "titles: behind a balancer (--proxy-protocol) the client is the one the PROXY header names, as the record has it" {
+	start_target echo
+	start_proxy "${LOOPBACK_POLICY[@]}" --proxy-protocol
+	hold balanced "b'PROXY TCP4 203.0.113.9 127.0.0.1 40000 $PROXY_PORT\r\nCONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\n'"
+	titled() {
+		local pid
+		for pid in $(pgrep -P "$PROXY_PID"); do
+			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | sed 's/ *$//'
+			echo
+		done | grep -qx "tunneld: - 203.0.113.9:40000 -> 127.0.0.1:$TARGET_PORT relaying"
+	}
+	wait_for "the balanced client's title" titled
+	# The balancer's own address (the holder's) is in no title.
+	for pid in $(pgrep -P "$PROXY_PID"); do
+		! grep -aq "127.0.0.1:$balanced" "/proc/$pid/cmdline" || false
+	done
+	pkill -f '^tunneld: - 203\.0\.113\.9:40000 '
+	wait_for "its record" grep -q "^tunneld: 203\.0\.113\.9:40000 -> 127\.0\.0\.1:$TARGET_PORT status=200 " "$LOG"
+}
+
+@test "titles: the environment's strings are out of the command line's area before the first title is written" {
+	[[ "$TUNNELD" != *valgrind* ]] || skip "gdb runs the binary, not valgrind's wrapper"
+	# Stopped at its first title, before a byte of it is written: a title
+	# longer than the arguments makes the kernel show what follows them in
+	# /proc/PID/cmdline, which anyone may read, so the environment (which
+	# only the owner may) must be gone from there already.
+	run env -i PATH=/usr/bin:/bin TUNNELD_TEST_SECRET=s3cr3t-in-the-environment gdb -q -batch -nx \
+		-ex 'set startup-with-shell off' -ex 'break title_phase' -ex run \
+		-ex 'python import gdb; print("environ:", open("/proc/%d/environ" % gdb.selected_inferior().pid, "rb").read())' \
+		-ex 'python import gdb; print("cmdline:", open("/proc/%d/cmdline" % gdb.selected_inferior().pid, "rb").read())' \
+		-ex kill --args "$TUNNELD" --allow-port=443 </dev/null
+	[[ $output == *"Breakpoint 1, title_phase"* ]]
+	[[ $output == *"cmdline: b'$TUNNELD\\x00--allow-port=443\\x00'"* ]]
+	[[ $output == *"environ: b'\\x00"* ]]
+	[[ $output != *s3cr3t-in-the-environment* ]]
+}
+
 @test "ending: pkill -f on one user's titles ends exactly that user's tunnels, each with its record; then all to one host" {
 	start_target echo
 	local first_target=$TARGET_PORT
