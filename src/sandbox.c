@@ -177,138 +177,256 @@ static const int allowed_calls[] = {
 #define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
 #define FAIL_WITH(error) BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((error) & SECCOMP_RET_DATA))
 
-enum { CALLS = sizeof(allowed_calls) / sizeof(allowed_calls[0]), FILTER_MAX = 2 * CALLS + 56 };
+/*
+ * The calls allowed only for some arguments: each has a block of its own,
+ * which the search below jumps to with the call's number still loaded.
+ */
+enum special {
+	SPECIAL_NONE,
+	SPECIAL_IOCTL,
+	SPECIAL_SIGNAL_SELF,
+	SPECIAL_SECCOMP,
+	SPECIAL_CLONE3,
+	SPECIAL_CLONE,
+	SPECIAL_SOCKET,
+	SPECIAL_COUNT
+};
 
-static int ascending(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
+static const struct {
+	int call;
+	enum special block;
+} special_calls[] = {
+	{ SYS_ioctl, SPECIAL_IOCTL },	      { SYS_rt_sigqueueinfo, SPECIAL_SIGNAL_SELF },
+	{ SYS_tgkill, SPECIAL_SIGNAL_SELF },  { SYS_seccomp, SPECIAL_SECCOMP },
+	{ SYS_clone3, SPECIAL_CLONE3 },	      { SYS_clone, SPECIAL_CLONE },
+	{ SYS_socket, SPECIAL_SOCKET },
+};
+
+enum {
+	CALLS = sizeof(allowed_calls) / sizeof(allowed_calls[0]),
+	SPECIALS = sizeof(special_calls) / sizeof(special_calls[0]),
+	/* bind() is the one more call a configuration may allow */
+	KEYS_MAX = CALLS + SPECIALS + 1,
+	/* Each call and the gap after it a range, a comparison each; the verdicts and the blocks. */
+	FILTER_MAX = 4 + (2 * KEYS_MAX + 1) + 64
+};
 
 /*
- * The allowed calls as runs of consecutive numbers, each one or two jumps
- * to the ALLOW that ends this part. A filter costs the kernel microseconds
- * an instruction to load, at every connection, so it is kept short.
+ * Jumps are 8 bits: from the search's first comparison, past the rest of
+ * it, to the end of the last block; and a range's index, and a place in
+ * the filter, fit a byte. 2^7 ranges at most: a search of 7 levels.
  */
-static size_t emit_allowed_runs(struct sock_filter *filter, size_t n)
-{
-	int sorted[CALLS];
-	size_t run_starts[CALLS], run_count = 0;
+#define SEARCH_LEVELS_MAX 7
+_Static_assert(FILTER_MAX < 256 && 2 * KEYS_MAX + 1 <= (1 << SEARCH_LEVELS_MAX), "the call search fits its jumps");
 
-	memcpy(sorted, allowed_calls, sizeof(sorted));
-	qsort(sorted, CALLS, sizeof(sorted[0]), ascending);
-	for (size_t i = 0; i < CALLS; i++)
-		if (i == 0 || sorted[i] != sorted[i - 1] + 1)
-			run_starts[run_count++] = i;
-	/* First the jumps, their targets patched once the ALLOW's place is known. */
-	size_t jumps[2 * CALLS], jump_count = 0;
-	for (size_t r = 0; r < run_count; r++) {
-		size_t first = run_starts[r], last = r + 1 < run_count ? run_starts[r + 1] - 1 : CALLS - 1;
-		if (first == last) {
-			jumps[jump_count++] = n;
-			filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)sorted[first], 0, 0);
-		} else {
-			filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)sorted[first], 0, 1);
-			jumps[jump_count++] = n;
-			filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)sorted[last], 0, 0);
-		}
-	}
-	/* Not allowed so far: over the ALLOW to what comes next. */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0);
-	size_t allow = n;
-	filter[n++] = (struct sock_filter)ALLOW;
-	for (size_t j = 0; j < jump_count; j++) {
-		struct sock_filter *jump = &filter[jumps[j]];
-		uint8_t offset = (uint8_t)(allow - jumps[j] - 1);
-		if (BPF_OP(jump->code) == BPF_JEQ)
-			jump->jt = offset; /* equal: allowed */
-		else
-			jump->jf = offset; /* not above the run's last: allowed */
-	}
-	return n;
+/* Where a range of call numbers goes: allowed, refused, or a block's checks. */
+enum target { TARGET_ALLOW = SPECIAL_COUNT, TARGET_REFUSE };
+
+struct range {
+	uint32_t first; /* to the next range's first - 1 */
+	uint8_t target; /* an enum special (a block) or an enum target */
+};
+
+struct key {
+	int call;
+	uint8_t target;
+};
+
+static int by_call(const void *a, const void *b)
+{
+	return ((const struct key *)a)->call - ((const struct key *)b)->call;
 }
 
-/* The program: the architecture, then each allowed call, then socket() and clone() by their arguments. */
-static size_t build_filter(struct sock_filter *filter, bool may_bind)
+/* Every call number, from 0 up, in ranges of one target each, in order; how many. */
+static size_t call_ranges(struct range *ranges, bool may_bind)
 {
-	size_t n = 0;
+	struct key keys[KEYS_MAX];
+	size_t key_count = 0, count = 0;
 
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARCH);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_AUDIT_ARCH, 1, 0);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER);
-	n = emit_allowed_runs(filter, n);
+	for (size_t i = 0; i < CALLS; i++)
+		keys[key_count++] = (struct key){ allowed_calls[i], TARGET_ALLOW };
+	for (size_t i = 0; i < SPECIALS; i++)
+		keys[key_count++] = (struct key){ special_calls[i].call, (uint8_t)special_calls[i].block };
 	/*
 	 * bind(): only where the configuration names an outgoing address
 	 * (tunneld(8) "Leaving from an address"), for the target's socket
 	 * before its connect; a filter cannot read the address it is given.
 	 */
-	if (may_bind) {
-		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_bind, 0, 1);
-		filter[n++] = (struct sock_filter)ALLOW;
+	if (may_bind)
+		keys[key_count++] = (struct key){ SYS_bind, TARGET_ALLOW };
+	qsort(keys, key_count, sizeof(keys[0]), by_call);
+	ranges[count++] = (struct range){ 0, TARGET_REFUSE };
+	for (size_t i = 0; i < key_count; i++) {
+		uint32_t call = (uint32_t)keys[i].call;
+		if (i > 0 && keys[i].call == keys[i - 1].call)
+			continue; /* listed twice: the ranges must ascend */
+		if (ranges[count - 1].first == call) /* call 0, or the one after the last */
+			ranges[count - 1].target = keys[i].target;
+		else
+			ranges[count++] = (struct range){ call, keys[i].target };
+		ranges[count++] = (struct range){ call + 1, TARGET_REFUSE };
 	}
-	/*
-	 * ioctl(): FIONREAD (SIOCINQ), which the resolver asks of its UDP socket
-	 * and the relay of a source, and SIOCOUTQ, the relay's before a reset.
-	 */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 5);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FIONREAD, 1, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCOUTQ, 0, 1);
+	/* Neighbours with one target are one range. */
+	size_t kept = 1;
+	for (size_t i = 1; i < count; i++)
+		if (ranges[i].target != ranges[kept - 1].target)
+			ranges[kept++] = ranges[i];
+	return kept;
+}
+
+/* A comparison's branch whose place is known once the tree is laid out. */
+struct pending_jump {
+	uint8_t at;
+	bool when_true; /* its jt; else its jf */
+	uint8_t target;
+};
+
+/*
+ * A binary search over the ranges: one comparison per level, its branches
+ * going to the subtree that follows or, for a single range, straight to
+ * that range's target (patched later). Not a chain of comparisons: when a
+ * filter is loaded the kernel runs it for every call number to learn which
+ * it always allows, under a lock, and with a chain that cost about 4 us a
+ * comparison, at every connection. Laid out in preorder, each left subtree
+ * right after its comparison.
+ */
+static size_t emit_search(struct sock_filter *filter, size_t n, const struct range *ranges, size_t range_count,
+			  struct pending_jump *jumps, size_t *jump_count)
+{
+	/* Waiting: at most a right subtree for each level above, and the one next. */
+	struct subtree {
+		uint8_t first, last;
+		uint8_t parent; /* whose jt comes here, or UINT8_MAX: the root, or a left subtree (jf 0) */
+	} stack[SEARCH_LEVELS_MAX + 1];
+	size_t depth = 0;
+
+	stack[depth++] = (struct subtree){ 0, (uint8_t)(range_count - 1), UINT8_MAX };
+	while (depth > 0) {
+		struct subtree tree = stack[--depth];
+		uint8_t middle = (uint8_t)(tree.first + (tree.last - tree.first + 1) / 2);
+		size_t split = n++;
+		if (tree.parent != UINT8_MAX)
+			filter[tree.parent].jt = (uint8_t)(split - tree.parent - 1);
+		filter[split] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, ranges[middle].first, 0, 0);
+		if (middle == tree.last)
+			jumps[(*jump_count)++] = (struct pending_jump){ (uint8_t)split, true, ranges[tree.last].target };
+		else
+			stack[depth++] = (struct subtree){ middle, tree.last, (uint8_t)split };
+		if (middle - 1 == tree.first)
+			jumps[(*jump_count)++] = (struct pending_jump){ (uint8_t)split, false, ranges[tree.first].target };
+		else
+			stack[depth++] = (struct subtree){ tree.first, (uint8_t)(middle - 1), UINT8_MAX }; /* next: jf 0 */
+	}
+	return n;
+}
+
+/* The checks of one block, entered with the call's number loaded; each ends in a verdict. */
+static size_t emit_block(struct sock_filter *filter, size_t n, enum special block)
+{
+	switch (block) {
+	case SPECIAL_IOCTL:
+		/*
+		 * FIONREAD (SIOCINQ), which the resolver asks of its UDP socket and
+		 * the relay of a source, and SIOCOUTQ, the relay's before a reset.
+		 */
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FIONREAD, 1, 0);
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCOUTQ, 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+		break;
+	case SPECIAL_SIGNAL_SELF:
+		/*
+		 * Signals to this process only: the resolver's completion
+		 * (getaddrinfo_a's SIGEV_SIGNAL is an rt_sigqueueinfo), raise() and abort().
+		 */
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)getpid(), 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+		break;
+	case SPECIAL_SECCOMP:
+		/*
+		 * The tightening after connect, put on every thread at once (TSYNC:
+		 * an idle resolver thread of getaddrinfo_a would keep only this
+		 * filter otherwise). Nothing but that one operation and flag; the
+		 * tightening then refuses seccomp() itself.
+		 */
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_SET_MODE_FILTER, 0, 3);
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_FILTER_FLAG_TSYNC, 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+		break;
+	case SPECIAL_CLONE3:
+		/* Its flags are in memory a filter cannot read: ENOSYS sends glibc back to clone(). */
+		filter[n++] = (struct sock_filter)FAIL_WITH(ENOSYS);
+		break;
+	case SPECIAL_CLONE:
+		/* Threads (the resolver's), never a process. */
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+		break;
+	case SPECIAL_SOCKET:
+		/*
+		 * Streams and datagrams of the Internet (the target, the resolver),
+		 * and a datagram to the journal or syslog. Not SOCK_RAW, nor
+		 * SOCK_PACKET, which the kernel makes a packet socket of AF_INET.
+		 */
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0);
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0);
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 8);
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf); /* the type, without SOCK_CLOEXEC and SOCK_NONBLOCK */
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_STREAM, 4, 0);
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 3, 4);
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
+		filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf);
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 0, 1);
+		filter[n++] = (struct sock_filter)ALLOW;
+		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+		break;
+	case SPECIAL_NONE:
+	case SPECIAL_COUNT:
+		break;
+	}
+	return n;
+}
+
+/* The program: the architecture, then the call's number searched for, then the blocks of checks by argument. */
+static size_t build_filter(struct sock_filter *filter, bool may_bind)
+{
+	struct range ranges[2 * KEYS_MAX + 1];
+	struct pending_jump jumps[2 * KEYS_MAX + 1];
+	size_t targets[TARGET_REFUSE + 1] = { 0 };
+	size_t n = 0, jump_count = 0;
+
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARCH);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_AUDIT_ARCH, 1, 0);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER);
+	/* At least three ranges: the calls below the first allowed, it, and those above the last. */
+	n = emit_search(filter, n, ranges, call_ranges(ranges, may_bind), jumps, &jump_count);
+	targets[TARGET_ALLOW] = n;
 	filter[n++] = (struct sock_filter)ALLOW;
+	targets[TARGET_REFUSE] = n;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
-	/*
-	 * Signals to this process only: the resolver's completion
-	 * (getaddrinfo_a's SIGEV_SIGNAL is an rt_sigqueueinfo), raise() and abort().
-	 */
-	uint32_t self = (uint32_t)getpid();
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 1, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 0, 4);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
-	filter[n++] = (struct sock_filter)ALLOW;
-	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
-	/*
-	 * seccomp(): the tightening after connect, put on every thread at once
-	 * (TSYNC: an idle resolver thread of getaddrinfo_a would keep only this
-	 * filter otherwise). Nothing but that one operation and flag; the
-	 * tightening then refuses seccomp() itself.
-	 */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 6);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_SET_MODE_FILTER, 0, 3);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_FILTER_FLAG_TSYNC, 0, 1);
-	filter[n++] = (struct sock_filter)ALLOW;
-	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
-	/* clone3's flags are in memory a filter cannot read: ENOSYS sends glibc back to clone(). */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
-	filter[n++] = (struct sock_filter)FAIL_WITH(ENOSYS);
-	/* clone(): threads (the resolver's), never a process. */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
-	filter[n++] = (struct sock_filter)ALLOW;
-	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
-	/*
-	 * socket(): streams and datagrams of the Internet (the target, the
-	 * resolver), and a datagram to the journal or syslog. Not SOCK_RAW, nor
-	 * SOCK_PACKET, which the kernel makes a packet socket of AF_INET.
-	 */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 13);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 8);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf); /* the type, without SOCK_CLOEXEC and SOCK_NONBLOCK */
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_STREAM, 4, 0);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 3, 4);
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(1));
-	filter[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf);
-	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_DGRAM, 0, 1);
-	filter[n++] = (struct sock_filter)ALLOW;
-	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
-	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	for (int block = SPECIAL_NONE + 1; block < SPECIAL_COUNT; block++) {
+		targets[block] = n;
+		n = emit_block(filter, n, (enum special)block);
+	}
+	for (size_t j = 0; j < jump_count; j++) {
+		uint8_t offset = (uint8_t)(targets[jumps[j].target] - jumps[j].at - 1);
+		if (jumps[j].when_true)
+			filter[jumps[j].at].jt = offset;
+		else
+			filter[jumps[j].at].jf = offset;
+	}
 	return n;
 }
 

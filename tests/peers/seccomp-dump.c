@@ -1,0 +1,28 @@
+/*
+ * The seccomp program src/sandbox.c builds, as text: "pid PID", then one
+ * "code jt jf k" line per instruction; with "bind", the program of a
+ * configuration that names an outgoing address. With "numbers", the calls
+ * tests/peers/seccomp-verdicts.py judges by: the allow-list's, and the C
+ * library's numbers of those allowed by their arguments. Built by
+ * tests/sandbox.bats with src/sandbox.c included, to read its filter as
+ * the kernel gets it.
+ */
+#include "../../src/sandbox.c"
+
+int main(int argc, char **argv)
+{
+	struct sock_filter filter[FILTER_MAX];
+
+	if (argc > 1 && strcmp(argv[1], "numbers") == 0) {
+		for (size_t i = 0; i < CALLS; i++)
+			printf("allowed:%zu %d\n", i, allowed_calls[i]);
+		printf("bind %d\nioctl %d\nrt_sigqueueinfo %d\ntgkill %d\nseccomp %d\nclone3 %d\nclone %d\nsocket %d\n",
+		       SYS_bind, SYS_ioctl, SYS_rt_sigqueueinfo, SYS_tgkill, SYS_seccomp, SYS_clone3, SYS_clone, SYS_socket);
+		return 0;
+	}
+	size_t n = build_filter(filter, argc > 1 && strcmp(argv[1], "bind") == 0);
+	printf("pid %d\n", (int)getpid());
+	for (size_t i = 0; i < n; i++)
+		printf("%u %u %u %u\n", filter[i].code, filter[i].jt, filter[i].jf, filter[i].k);
+	return 0;
+}
