@@ -232,9 +232,14 @@ struct key {
 	uint8_t target;
 };
 
+/* By number; a call listed twice is allowed whatever its arguments, as the allow-list says, whatever the sort. */
 static int by_call(const void *a, const void *b)
 {
-	return ((const struct key *)a)->call - ((const struct key *)b)->call;
+	const struct key *first = a, *second = b;
+
+	if (first->call != second->call)
+		return first->call < second->call ? -1 : 1;
+	return (second->target == TARGET_ALLOW) - (first->target == TARGET_ALLOW);
 }
 
 /* Every call number, from 0 up, in ranges of one target each, in order; how many. */
@@ -259,7 +264,7 @@ static size_t call_ranges(struct range *ranges, bool may_bind)
 	for (size_t i = 0; i < key_count; i++) {
 		uint32_t call = (uint32_t)keys[i].call;
 		if (i > 0 && keys[i].call == keys[i - 1].call)
-			continue; /* listed twice: the ranges must ascend */
+			continue; /* listed twice: the first, and the ranges ascend */
 		if (ranges[count - 1].first == call) /* call 0, or the one after the last */
 			ranges[count - 1].target = keys[i].target;
 		else

@@ -1,6 +1,6 @@
 """Runs a seccomp program (tests/peers/seccomp-dump.c's text) as the kernel
-would, for every call number up to 1,100 on the native architecture and on
-another, with arguments that each special case tells apart, and compares
+would, for every call number up to 1,099, x32's and the largest, on the
+native architecture and on another, with arguments that each special case tells apart, and compares
 each verdict with what tunneld(8) "Sandbox" and src/sandbox.c's lists say.
 
     seccomp-verdicts.py DUMP NUMBERS [bind]
@@ -96,7 +96,12 @@ def main():
     firsts = (0, 1, 2, 10, 16, 17, pid, pid + 1, CLONE_THREAD, CLONE_THREAD | 0x100, 0x100, 1 << 32 | 2)
     seconds = (0, 1, 2, 3, 10, 0x80801, 0x80802, FIONREAD, SIOCOUTQ, TIOCSTI, 1 << 32 | FIONREAD)
     wrong = 0
-    for nr in range(1100):
+    # Every number up to 1,099; x32's (bit 30 set), which the kernel may
+    # take on x86_64; and the top of the range, where a comparison that
+    # wraps or a sign would show.
+    numbers = list(range(1100)) + list(range(0x40000000, 0x40000000 + 600)) + \
+        [0x7FFFFFFE, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFE, 0xFFFFFFFF]
+    for nr in numbers:
         for arch in (AUDIT_ARCH_X86_64, AUDIT_ARCH_I386):
             for a0 in firsts:
                 for a1 in seconds:
