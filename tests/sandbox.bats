@@ -47,7 +47,10 @@ one_tunnel_with() {
 
 @test "the seccomp filter gives every call number, on each architecture, with the arguments each case tells apart, the verdict the allow-list says; the kernel caches them in a search, not a chain" {
 	[ "$(uname -m)" = x86_64 ] || skip "the verdicts are written for x86_64's numbers"
-	cc -O2 -D_GNU_SOURCE -o "$BATS_TEST_TMPDIR/seccomp-dump" "$PEERS/seccomp-dump.c"
+	# The sources of the tunneld under test where they lie beside it (a mutant's tree), else this tree's.
+	local sources=$TOP/src
+	[ -f "$(dirname "$TUNNELD")/src/sandbox.c" ] && sources=$(dirname "$TUNNELD")/src
+	cc -O2 -D_GNU_SOURCE -DSANDBOX_C="\"$sources/sandbox.c\"" -o "$BATS_TEST_TMPDIR/seccomp-dump" "$PEERS/seccomp-dump.c"
 	"$BATS_TEST_TMPDIR/seccomp-dump" numbers >"$BATS_TEST_TMPDIR/numbers"
 	"$BATS_TEST_TMPDIR/seccomp-dump" >"$BATS_TEST_TMPDIR/filter"
 	"$BATS_TEST_TMPDIR/seccomp-dump" bind >"$BATS_TEST_TMPDIR/filter-bind"

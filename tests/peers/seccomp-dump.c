@@ -7,7 +7,8 @@
  * tests/sandbox.bats with src/sandbox.c included, to read its filter as
  * the kernel gets it.
  */
-#include "../../src/sandbox.c"
+/* SANDBOX_C: the src/sandbox.c of the tunneld under test (-DSANDBOX_C='"PATH"'). */
+#include SANDBOX_C
 
 int main(int argc, char **argv)
 {
