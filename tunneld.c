@@ -109,6 +109,7 @@ int main(int argc, char **argv)
 		if (sandbox_probe(gaps, sizeof(gaps))) /* said once, for every tunnel */
 			log_notice_f("acceptor: %s: every tunnel runs without it (tunneld(8) \"Sandbox\")", gaps);
 		sandbox_said = true;
+		options.acceptor.may_bind = options.outgoing.set || rules_name_outgoing(&rules);
 		tunnel.client.in = tunnel.client.out = acceptor_run(3, listeners, &options.acceptor, argv, &original_mask);
 		tunnel.start_ms = clock_now_ms();
 	}

@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "config_file.h"
 #include "log.h"
+#include "sandbox.h"
 #include "signals.h"
 #include "systemd.h"
 #include "title.h"
@@ -121,6 +122,56 @@ static struct tunnel *sources_scratch; /* the live tunnels' sources, sorted to c
  */
 static int endings[2] = { -1, -1 };
 static int ending_fd = -1; /* in a child: endings[1] */
+
+/*
+ * Entering the sandbox costs a tunnel more than its fork: Landlock's rules,
+ * and a seccomp filter the kernel compiles and runs for every call number
+ * (bench/PERFORMANCE.md). The forker enters it once. It is a child of the
+ * acceptor, confined as a tunnel is but for recvmsg() and one kind of
+ * clone(); it is handed each connection (SCM_RIGHTS, on a seqpacket
+ * socket), forks its tunnel with CLONE_PARENT and answers the tunnel's
+ * pid. The tunnel is thus the acceptor's child as if the acceptor had
+ * forked it: the table, the reaping, a stop and a reload see no
+ * difference. Before it reads a byte it takes back what only the forker
+ * may do (sandbox_tighten_forked). The forker ends when its socket does:
+ * the acceptor stopped, exited, executed itself for a reload, or replaced
+ * it because a file its Landlock rules name was replaced. While there is
+ * none (it could not start, or was lost), the acceptor forks each tunnel
+ * itself, and each enters its sandbox on its own.
+ */
+#define FORKER_ANSWER_MAX_MS 1000 /* a forker slower than this to fork is lost */
+#define FORKER_RETRY_MS 1000      /* after a forker was lost, before another is started */
+
+static struct {
+	pid_t pid;                  /* -1: none */
+	int socket;                 /* the acceptor's end */
+	int64_t retry_at_ms;
+	struct sandbox_files files; /* as they were when it entered its sandbox */
+} forker = { .pid = -1, .socket = -1 };
+
+/* What a tunnel closes and restores: the acceptor's listeners and its signals' first state. */
+static struct {
+	int first_fd, count;
+	const sigset_t *original_mask;
+	bool may_bind;
+} served;
+
+static void become_tunnel(int first_fd, int count, const sigset_t *original_mask);
+
+/* A forker found gone or no longer answering: ended (its pid may be reaped later), and another not soon. */
+static void forker_end(bool lost, const char *why)
+{
+	if (forker.pid > 0)
+		(void)kill(forker.pid, SIGKILL); /* not reaped yet: the pid is still its */
+	if (forker.socket >= 0)
+		(void)close(forker.socket);
+	forker.pid = -1;
+	forker.socket = -1;
+	if (!lost)
+		return;
+	forker.retry_at_ms = clock_now_ms() + FORKER_RETRY_MS;
+	log_errorf("acceptor: the forker %s; until another starts, the acceptor forks each tunnel itself", why);
+}
 
 static pid_t reload_check_pid = -1;
 static int64_t reload_check_deadline_ms;
@@ -249,6 +300,11 @@ static bool reap_children(bool *reload_checked, int *reload_status)
 			*reload_status = status;
 			continue;
 		}
+		if (pid == forker.pid) {
+			forker.pid = -1; /* reaped: its pid is no longer its to signal */
+			forker_end(true, WIFSIGNALED(status) ? "was killed" : "exited");
+			continue;
+		}
 		forget_tunnel(pid);
 		any = true;
 	}
@@ -366,23 +422,158 @@ static void restore_child_signals(const sigset_t *original_mask)
 	signals_setup();
 }
 
+/* ---- the forker's life, and the acceptor's side of it (what it is: above its state) ---- */
+
+/* The connection the acceptor hands down, or -1 when it is gone. */
+static int receive_connection(int sock)
+{
+	for (;;) {
+		char byte;
+		union {
+			struct cmsghdr header;
+			char space[CMSG_SPACE(sizeof(int))]; // cppcheck-suppress unusedStructMember
+		} control;
+		struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
+		struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+					  .msg_controllen = sizeof(control) };
+		ssize_t n = recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&message) : NULL;
+		if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len != CMSG_LEN(sizeof(int)) || (message.msg_flags & MSG_CTRUNC) != 0)
+			return -1;
+		int fd;
+		(void)memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+		return fd;
+	}
+}
+
+/* The forker's life, in its own process. Returns only in a tunnel it forked: that tunnel's connection. */
+static int forker_serve(int sock)
+{
+	struct sandbox_report report;
+
+	become_tunnel(served.first_fd, served.count, served.original_mask);
+	title_forker();
+	sandbox_enter_forker(&report, served.may_bind); /* what is missing the acceptor said already */
+	for (;;) {
+		int fd = receive_connection(sock);
+		if (fd < 0)
+			_exit(EXIT_SUCCESS);
+		/* Not fork(): the tunnel must be the acceptor's child. No thread here, so no lock is held in the copy. */
+		long pid = syscall(SYS_clone, (unsigned long)SANDBOX_FORKER_CLONE_FLAGS, NULL, NULL, NULL, NULL);
+		if (pid == 0) {
+			(void)close(sock);
+			if (!sandbox_tighten_forked()) {
+				log_error("acceptor: a tunnel could not take back the forker's rights: its connection is closed");
+				_exit(EXIT_FAILURE);
+			}
+			return fd;
+		}
+		int answer = pid > 0 ? (int)pid : -errno;
+		(void)close(fd);
+		if (send(sock, &answer, sizeof(answer), MSG_NOSIGNAL) != (ssize_t)sizeof(answer))
+			_exit(EXIT_SUCCESS);
+	}
+}
+
+/* Starts a forker. Returns only -1, but in a tunnel that forker forks: its connection. */
+static int forker_start(void)
+{
+	int pair[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		forker.retry_at_ms = clock_now_ms() + FORKER_RETRY_MS;
+		log_errorf("acceptor: cannot start a forker: %s; the acceptor forks each tunnel itself", strerror(errno));
+		return -1;
+	}
+	sandbox_files_note(&forker.files); /* before it opens them: a file replaced in between starts another */
+	pid_t pid = fork();
+	if (pid == 0) {
+		(void)close(pair[0]);
+		return forker_serve(pair[1]);
+	}
+	(void)close(pair[1]);
+	if (pid < 0) {
+		(void)close(pair[0]);
+		forker.retry_at_ms = clock_now_ms() + FORKER_RETRY_MS;
+		log_errorf("acceptor: cannot start a forker: %s; the acceptor forks each tunnel itself", strerror(errno));
+		return -1;
+	}
+	forker.pid = pid;
+	forker.socket = pair[0];
+	return -1;
+}
+
+/* The forker's tunnel for connection fd: its pid, or -1 with errno (and forker.pid -1 if it was lost). */
+static pid_t forker_fork(int fd)
+{
+	char byte = 'c';
+	union {
+		struct cmsghdr header;
+		char space[CMSG_SPACE(sizeof(int))]; // cppcheck-suppress unusedStructMember
+	} control;
+	(void)memset(&control, 0, sizeof(control));
+	struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
+	struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+				  .msg_controllen = sizeof(control) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	(void)memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+
+	struct pollfd answered = { .fd = forker.socket, .events = POLLIN };
+	int answer = 0;
+	siginfo_t info = { 0 };
+	if (sendmsg(forker.socket, &message, MSG_NOSIGNAL) < 0)
+		forker_end(true, "is gone");
+	else if (poll(&answered, 1, FORKER_ANSWER_MAX_MS) <= 0 ||
+		 recv(forker.socket, &answer, sizeof(answer), 0) != (ssize_t)sizeof(answer))
+		forker_end(true, "did not answer");
+	else if (answer < 0)
+		errno = -answer;
+	/* Only as trusted as the forker: a pid the stop would signal must be this process's child. */
+	else if (waitid(P_PID, (id_t)answer, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+		forker_end(true, "answered a pid not the acceptor's child");
+	else
+		return (pid_t)answer;
+	return -1;
+}
+
 /*
- * Forks the tunnel of the connection fd. In the child, true: the caller
- * returns fd at once. A fork that fails turns the connection away.
+ * Forks the tunnel of the connection fd, by the forker if there is one. In
+ * a tunnel, its connection's fd; otherwise -1. A fork that fails turns the
+ * connection away.
  */
-static bool start_tunnel(int fd, const struct sockaddr_storage *from, const struct tunnel *source,
-			 struct backoff *backoff)
+static int start_tunnel(int fd, const struct sockaddr_storage *from, const struct tunnel *source,
+			struct backoff *backoff)
 {
 	struct tunnel tunnel = *source;
 
-	tunnel.pid = fork();
-	if (tunnel.pid == 0)
-		return true;
+	if (forker.pid > 0 && sandbox_files_changed(&forker.files))
+		forker_end(false, NULL); /* its tunnels could not read the new file */
+	if (forker.pid < 0 && clock_now_ms() >= forker.retry_at_ms) {
+		int child_fd = forker_start();
+		if (child_fd >= 0)
+			return child_fd;
+	}
+	tunnel.pid = -1;
+	if (forker.pid > 0)
+		tunnel.pid = forker_fork(fd);
+	if (forker.pid < 0) {
+		tunnel.pid = fork();
+		if (tunnel.pid == 0) {
+			become_tunnel(served.first_fd, served.count, served.original_mask);
+			return fd;
+		}
+	}
 	if (tunnel.pid < 0) {
 		int error = errno;
 		turn_away(fd, from, clock_now_ms(), "turned away: the acceptor could not fork");
 		back_off(backoff, "fork", error);
-		return false;
+		return -1;
 	}
 	(void)close(fd);
 	tunnel.live = true;
@@ -391,7 +582,7 @@ static bool start_tunnel(int fd, const struct sockaddr_storage *from, const stru
 	backoff->delay_ms = 0;
 	if (log_reserve < 0)
 		log_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	return false;
+	return -1;
 }
 
 /*
@@ -415,8 +606,9 @@ static int admit_waiting(const struct acceptor_limits *limits, struct backoff *b
 		int fd = w->fd;
 		if (over == NULL) {
 			w->fd = -1;
-			if (start_tunnel(fd, &w->from, &w->source, backoff))
-				return fd;
+			int child_fd = start_tunnel(fd, &w->from, &w->source, backoff);
+			if (child_fd >= 0)
+				return child_fd;
 		} else if (now_ms - w->since_ms >= LIMIT_WAIT_MS) {
 			w->fd = -1;
 			turn_away(fd, &w->from, w->since_ms, over);
@@ -468,8 +660,9 @@ static int accept_waiting(int listener, const struct acceptor_limits *limits, st
 			turn_away(fd, &from, clock_now_ms(), over);
 			continue;
 		}
-		if (start_tunnel(fd, &from, &source, backoff))
-			return fd;
+		int child_fd = start_tunnel(fd, &from, &source, backoff);
+		if (child_fd >= 0)
+			return child_fd;
 	}
 	return -1;
 }
@@ -819,6 +1012,7 @@ static void __attribute__((noreturn)) stop_tunnels(const sigset_t *wait_mask)
 	bool killed = false;
 
 	(void)systemd_notify("STOPPING=1");
+	forker_end(false, NULL);
 	turn_away_waiting("turned away: the acceptor is stopping");
 	if (reload_check_pid > 0)
 		(void)kill(reload_check_pid, SIGKILL);
@@ -869,6 +1063,8 @@ static void become_tunnel(int first_fd, int count, const sigset_t *original_mask
 {
 	for (int fd = first_fd; fd < first_fd + count; fd++)
 		(void)close(fd);
+	if (forker.socket >= 0)
+		(void)close(forker.socket);
 	if (log_reserve >= 0)
 		(void)close(log_reserve);
 	for (unsigned i = 0; i < waiting_count; i++)
@@ -1023,6 +1219,13 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		if (flags >= 0)
 			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	}
+	served.first_fd = first_fd;
+	served.count = count;
+	served.original_mask = original_mask;
+	served.may_bind = limits->may_bind;
+	int child_fd = forker_start();
+	if (child_fd >= 0)
+		return child_fd;
 	/* Serving from here: systemctl start (Type=notify) returns now, and a reload waited for is done. */
 	(void)systemd_notify("READY=1\nSTATUS=accepting");
 	answer_reload_waiters(true);
@@ -1050,11 +1253,9 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			reload_requested = 0;
 			request_reload(argv, limits);
 		}
-		int child_fd = admit_waiting(limits, &backoff);
-		if (child_fd >= 0) {
-			become_tunnel(first_fd, count, original_mask);
+		child_fd = admit_waiting(limits, &backoff);
+		if (child_fd >= 0)
 			return child_fd;
-		}
 
 		int64_t now_ms = clock_now_ms();
 		int timeout_ms = report_state(now_ms);
@@ -1104,10 +1305,8 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 			if (waits[i].revents == 0)
 				continue;
 			child_fd = accept_waiting(first_fd + i, limits, &backoff);
-			if (child_fd >= 0) {
-				become_tunnel(first_fd, count, original_mask);
+			if (child_fd >= 0)
 				return child_fd;
-			}
 			idle_since_ms = clock_now_ms();
 		}
 	}

@@ -8,6 +8,7 @@
 #define TUNNELD_ACCEPTOR_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 #define ACCEPTOR_MAX_LISTENERS 16
 #define ACCEPTOR_TUNNELS_LIMIT 65536
@@ -17,6 +18,7 @@ struct acceptor_limits {
 	unsigned max_tunnels_per_source; /* from one IP address; 0: no limit */
 	int exit_idle_seconds;           /* with no tunnel and no connection this long, exit; 0: never */
 	const char *files[2];            /* what the options name (rules, passwords), or NULL: pinned for a reload */
+	bool may_bind;                   /* the sandbox's bind(2): an outgoing address is configured */
 };
 
 /*

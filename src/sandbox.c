@@ -67,6 +67,7 @@ static const char *const readable_paths[] = {
 	"/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
 	"/etc/host.conf", "/etc/gai.conf", "/etc/services", "/etc/localtime",
 };
+_Static_assert(sizeof(readable_paths) / sizeof(readable_paths[0]) == SANDBOX_FILES_NOTED, "each is noted");
 
 /*
  * A sanitizer build (make sanitize-check) writes its reports as files here,
@@ -175,6 +176,7 @@ static const int allowed_calls[] = {
 #define SYSCALL_ARG_LOW(n) offsetof(struct seccomp_data, args[n]) /* the low 32 bits, on these little-endian machines */
 
 #define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define FORKED_FILTER_LEN 12
 #define FAIL_WITH(error) BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((error) & SECCOMP_RET_DATA))
 
 /*
@@ -205,8 +207,8 @@ static const struct {
 enum {
 	CALLS = sizeof(allowed_calls) / sizeof(allowed_calls[0]),
 	SPECIALS = sizeof(special_calls) / sizeof(special_calls[0]),
-	/* bind() is the one more call a configuration may allow */
-	KEYS_MAX = CALLS + SPECIALS + 1,
+	/* bind() is the one more call a configuration may allow, recvmsg() the forker's */
+	KEYS_MAX = CALLS + SPECIALS + 2,
 	/* Each call and the gap after it a range, a comparison each; the verdicts and the blocks. */
 	FILTER_MAX = 4 + (2 * KEYS_MAX + 1) + 64
 };
@@ -243,7 +245,7 @@ static int by_call(const void *a, const void *b)
 }
 
 /* Every call number, from 0 up, in ranges of one target each, in order; how many. */
-static size_t call_ranges(struct range *ranges, bool may_bind)
+static size_t call_ranges(struct range *ranges, bool may_bind, bool forker)
 {
 	struct key keys[KEYS_MAX];
 	size_t key_count = 0, count = 0;
@@ -259,6 +261,8 @@ static size_t call_ranges(struct range *ranges, bool may_bind)
 	 */
 	if (may_bind)
 		keys[key_count++] = (struct key){ SYS_bind, TARGET_ALLOW };
+	if (forker) /* the connections it is handed; each tunnel it forks refuses it again */
+		keys[key_count++] = (struct key){ SYS_recvmsg, TARGET_ALLOW };
 	qsort(keys, key_count, sizeof(keys[0]), by_call);
 	ranges[count++] = (struct range){ 0, TARGET_REFUSE };
 	for (size_t i = 0; i < key_count; i++) {
@@ -326,7 +330,7 @@ static size_t emit_search(struct sock_filter *filter, size_t n, const struct ran
 }
 
 /* The checks of one block, entered with the call's number loaded; each ends in a verdict. */
-static size_t emit_block(struct sock_filter *filter, size_t n, enum special block)
+static size_t emit_block(struct sock_filter *filter, size_t n, enum special block, bool forker)
 {
 	switch (block) {
 	case SPECIAL_IOCTL:
@@ -344,7 +348,12 @@ static size_t emit_block(struct sock_filter *filter, size_t n, enum special bloc
 		/*
 		 * Signals to this process only: the resolver's completion
 		 * (getaddrinfo_a's SIGEV_SIGNAL is an rt_sigqueueinfo), raise() and abort().
+		 * The forker's tunnels each check their own pid (forked_filter).
 		 */
+		if (forker) {
+			filter[n++] = (struct sock_filter)ALLOW;
+			break;
+		}
 		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
 		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)getpid(), 0, 1);
 		filter[n++] = (struct sock_filter)ALLOW;
@@ -369,9 +378,11 @@ static size_t emit_block(struct sock_filter *filter, size_t n, enum special bloc
 		filter[n++] = (struct sock_filter)FAIL_WITH(ENOSYS);
 		break;
 	case SPECIAL_CLONE:
-		/* Threads (the resolver's), never a process. */
+		/* Threads (the resolver's), never a process; but the forker's tunnels, which refuse it again. */
 		filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
-		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1);
+		filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, forker ? 1 : 0, forker ? 0 : 1);
+		if (forker)
+			filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SANDBOX_FORKER_CLONE_FLAGS, 0, 1);
 		filter[n++] = (struct sock_filter)ALLOW;
 		filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
 		break;
@@ -404,7 +415,7 @@ static size_t emit_block(struct sock_filter *filter, size_t n, enum special bloc
 }
 
 /* The program: the architecture, then the call's number searched for, then the blocks of checks by argument. */
-static size_t build_filter(struct sock_filter *filter, bool may_bind)
+static size_t build_filter(struct sock_filter *filter, bool may_bind, bool forker)
 {
 	struct range ranges[2 * KEYS_MAX + 1];
 	struct pending_jump jumps[2 * KEYS_MAX + 1];
@@ -416,14 +427,14 @@ static size_t build_filter(struct sock_filter *filter, bool may_bind)
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
 	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER);
 	/* At least three ranges: the calls below the first allowed, it, and those above the last. */
-	n = emit_search(filter, n, ranges, call_ranges(ranges, may_bind), jumps, &jump_count);
+	n = emit_search(filter, n, ranges, call_ranges(ranges, may_bind, forker), jumps, &jump_count);
 	targets[TARGET_ALLOW] = n;
 	filter[n++] = (struct sock_filter)ALLOW;
 	targets[TARGET_REFUSE] = n;
 	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
 	for (int block = SPECIAL_NONE + 1; block < SPECIAL_COUNT; block++) {
 		targets[block] = n;
-		n = emit_block(filter, n, (enum special)block);
+		n = emit_block(filter, n, (enum special)block, forker);
 	}
 	for (size_t j = 0; j < jump_count; j++) {
 		uint8_t offset = (uint8_t)(targets[jumps[j].target] - jumps[j].at - 1);
@@ -435,11 +446,11 @@ static size_t build_filter(struct sock_filter *filter, bool may_bind)
 	return n;
 }
 
-static bool enter_seccomp(bool may_bind, char *why, size_t size)
+static bool enter_seccomp(bool may_bind, bool forker, char *why, size_t size)
 {
 	/* On the stack, whose pages later calls dirty anyway: in static storage it was a page of private memory of its own. */
 	struct sock_filter filter[FILTER_MAX];
-	struct sock_fprog program = { .len = (unsigned short)build_filter(filter, may_bind), .filter = filter };
+	struct sock_fprog program = { .len = (unsigned short)build_filter(filter, may_bind, forker), .filter = filter };
 
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) < 0) {
 		(void)snprintf(why, size, "no seccomp filter (%s)", strerror(errno));
@@ -477,16 +488,56 @@ bool sandbox_tighten_after_connect(void)
 	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) == 0;
 }
 
+/*
+ * The forker's filter (build_filter's forker) less what only the forker
+ * needs: recvmsg(), a process, a signal to another. Stacked on it in each
+ * tunnel the forker forks, the two give every call the verdict the
+ * tunnel's own allow-list gives (tests/sandbox.bats judges both).
+ */
+static size_t forked_filter(struct sock_filter *filter)
+{
+	size_t n = 0;
+
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_NUMBER);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_recvmsg, 9, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 3, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_tgkill, 4, 0);
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_rt_sigqueueinfo, 3, 0);
+	filter[n++] = (struct sock_filter)ALLOW;
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 2, 3);
+	filter[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SYSCALL_ARG_LOW(0));
+	filter[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)getpid(), 0, 1);
+	filter[n++] = (struct sock_filter)ALLOW;
+	filter[n++] = (struct sock_filter)FAIL_WITH(EPERM);
+	return n;
+}
+
+static bool tighten_forked(void)
+{
+	struct sock_filter filter[FORKED_FILTER_LEN];
+	struct sock_fprog program = { .len = (unsigned short)forked_filter(filter), .filter = filter };
+
+	/* TSYNC: the one way the forker's filter lets seccomp() be called (a tunnel has no thread yet). */
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program) == 0;
+}
+
 #else
+
+static bool tighten_forked(void)
+{
+	return false;
+}
 
 bool sandbox_tighten_after_connect(void)
 {
 	return false;
 }
 
-static bool enter_seccomp(bool may_bind, char *why, size_t size)
+static bool enter_seccomp(bool may_bind, bool forker, char *why, size_t size)
 {
 	(void)may_bind;
+	(void)forker;
 #ifdef SANITIZER_LOG_DIR
 	(void)why;
 	(void)size; /* by design, not a lack to report */
@@ -550,7 +601,16 @@ bool sandbox_probe(char *why, size_t size)
 	return true;
 }
 
-void sandbox_enter(struct sandbox_report *report, bool may_bind)
+/*
+ * What the forker entered, which each tunnel it forks inherits in its
+ * memory as it inherits the sandbox itself; entered is false elsewhere.
+ */
+static struct {
+	bool entered;
+	struct sandbox_report report;
+} forker;
+
+static void enter(struct sandbox_report *report, bool may_bind, bool for_forker)
 {
 	char landlock_why[80] = "", seccomp_why[80] = "";
 
@@ -561,8 +621,47 @@ void sandbox_enter(struct sandbox_report *report, bool may_bind)
 	report->no_new_privs = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
 	report->landlock_abi = enter_landlock(landlock_why, sizeof(landlock_why));
 	/* Without no_new_privs an unprivileged process may not install a filter; as root it may, and still should. */
-	report->seccomp = enter_seccomp(may_bind, seccomp_why, sizeof(seccomp_why));
+	report->seccomp = enter_seccomp(may_bind, for_forker, seccomp_why, sizeof(seccomp_why));
 	if (landlock_why[0] != '\0' || seccomp_why[0] != '\0')
 		(void)snprintf(report->why, sizeof(report->why), "sandbox: %s%s%s", landlock_why,
 			       landlock_why[0] != '\0' && seccomp_why[0] != '\0' ? "; " : "", seccomp_why);
+}
+
+void sandbox_enter(struct sandbox_report *report, bool may_bind)
+{
+	if (forker.entered) /* forked by a forker: in it already, and tightened (sandbox_tighten_forked) */
+		*report = forker.report;
+	else
+		enter(report, may_bind, false);
+}
+
+void sandbox_enter_forker(struct sandbox_report *report, bool may_bind)
+{
+	enter(report, may_bind, true);
+	forker.report = *report;
+	forker.entered = true;
+}
+
+bool sandbox_tighten_forked(void)
+{
+	return !forker.report.seccomp || tighten_forked();
+}
+
+void sandbox_files_note(struct sandbox_files *files)
+{
+	for (size_t i = 0; i < SANDBOX_FILES_NOTED; i++) {
+		struct stat st;
+		if (stat(readable_paths[i], &st) == 0)
+			files->noted[i] = (struct sandbox_file){ .device = st.st_dev, .inode = st.st_ino };
+		else
+			files->noted[i] = (struct sandbox_file){ 0 };
+	}
+}
+
+bool sandbox_files_changed(const struct sandbox_files *files)
+{
+	struct sandbox_files now;
+
+	sandbox_files_note(&now);
+	return memcmp(&now, files, sizeof(now)) != 0;
 }

@@ -7,8 +7,11 @@
 #ifndef TUNNELD_SANDBOX_H
 #define TUNNELD_SANDBOX_H
 
+#include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define SANDBOX_WHY_MAX_BYTES 160
 
@@ -42,5 +45,43 @@ bool sandbox_probe(char *why, size_t size);
  * place (report->seccomp); false when the kernel refused it.
  */
 bool sandbox_tighten_after_connect(void);
+
+/*
+ * Accept=no (acceptor.c): the forker, a process that enters the sandbox once
+ * and forks every tunnel from there, each a child of the acceptor still:
+ * clone(2) with exactly these flags, which its filter allows it alone.
+ */
+#define SANDBOX_FORKER_CLONE_FLAGS (CLONE_PARENT | SIGCHLD)
+
+/*
+ * The forker's sandbox: a tunnel's, and also recvmsg(2) (the connections it
+ * is handed), a clone with SANDBOX_FORKER_CLONE_FLAGS, and signals to any
+ * process. What it entered is what sandbox_enter() then reports in each
+ * tunnel it forks, without entering anything again.
+ */
+void sandbox_enter_forker(struct sandbox_report *report, bool may_bind);
+
+/*
+ * In a tunnel the forker forked, first: takes back what only the forker
+ * may do, so that the tunnel has what sandbox_enter() would give it, call
+ * for call. False when the kernel refused it: the tunnel must not go on.
+ */
+bool sandbox_tighten_forked(void);
+
+/*
+ * Landlock's rules hold the files they name, not their paths: a file
+ * replaced (a new /etc/resolv.conf) is one the forker's tunnels cannot
+ * read. Noted when a forker enters its sandbox; changed means start another.
+ */
+#define SANDBOX_FILES_NOTED 11
+struct sandbox_file {
+	dev_t device;
+	ino_t inode; /* 0: not there */
+};
+struct sandbox_files {
+	struct sandbox_file noted[SANDBOX_FILES_NOTED];
+};
+void sandbox_files_note(struct sandbox_files *files);
+bool sandbox_files_changed(const struct sandbox_files *files);
 
 #endif

@@ -126,3 +126,10 @@ void title_acceptor(unsigned tunnels, unsigned waiting)
 	pad_after(snprintf(title.area, title.area_size, "tunneld: acceptor, %u tunnel%s, %u waiting", tunnels,
 			   tunnels == 1 ? "" : "s", waiting));
 }
+
+void title_forker(void)
+{
+	if (title.area == NULL || title.area_size < 2)
+		return;
+	pad_after(snprintf(title.area, title.area_size, "tunneld: forker"));
+}

@@ -25,4 +25,7 @@ void title_phase(const char *phase);
 /* The acceptor's: the tunnels it holds, the connections waiting for a slot. */
 void title_acceptor(unsigned tunnels, unsigned waiting);
 
+/* The acceptor's forker (acceptor.c): "tunneld: forker". */
+void title_forker(void);
+
 #endif

@@ -24,9 +24,9 @@ service_property() {
 	in_manager systemctl show -p "$1" --value tunneld-acceptor.service
 }
 
-# tunneld_processes N: the manager has N tunneld processes (the acceptor and its tunnels).
+# tunneld_processes N: the manager has N tunneld processes (the acceptor and its tunnels), besides the forker.
 tunneld_processes() {
-	[ "$(in_manager pgrep -c -x tunneld)" -eq "$1" ]
+	[ "$(in_manager pgrep -c -x tunneld)" -eq "$(($1 + $(in_manager pgrep -c -f '^tunneld: forker')))" ]
 }
 
 # echo_through TEXT: TEXT through a tunnel to the echo target; prints what came back.
@@ -150,7 +150,7 @@ tunnels_while() {
 	hold_tunnels 127.0.0.1
 	wait_for "the held tunnel" grep -qx 200 "$BATS_TEST_TMPDIR/held"
 	local tunnel cgroup
-	tunnel=$(in_manager pgrep -P "$acceptor" -x tunneld)
+	tunnel=$(in_manager pgrep -P "$acceptor" -f '^tunneld: - ')
 	cgroup=$(in_manager sed -n 's/^0:://p' "/proc/$tunnel/cgroup")
 	[[ "$cgroup" == *"$(service_property ControlGroup)" ]]
 	[ "$cgroup" = "$(in_manager sed -n 's/^0:://p' "/proc/$acceptor/cgroup")" ]
@@ -370,7 +370,7 @@ reload_outcomes() {
 	hold_tunnels 127.0.0.1
 	# Read once it has echoed: between fork and serving, the mask may still be changing.
 	wait_for "the tunnel" grep -qx 200 "$BATS_TEST_TMPDIR/held"
-	tunnel=$(pgrep -P "$acceptor")
+	tunnel=$(pgrep -P "$acceptor" -f '^tunneld: - ')
 	# Its name, not "exe", after executing /proc/self/exe (the kernel keeps 15 characters).
 	[ "$(cat "/proc/$acceptor/comm")" = "$(basename "$TUNNELD" | cut -c1-15)" ]
 	blocked=$(awk '/^SigBlk:/ { print $2 }' "/proc/$tunnel/status")

@@ -123,7 +123,9 @@ start_target() {
 # start_proxy ARGS...: tunneld under systemd-socket-activate --inetd, logging
 # to $LOG. Sets PROXY_PORT. With HOSTS_FILE set, tunneld sees that file as
 # /etc/hosts, and with RESOLV_CONF set that one as /etc/resolv.conf (a
-# private mount namespace), for names with chosen answers.
+# private mount namespace), for names with chosen answers. With OWN_ETC set
+# to a directory, tunneld's /etc is the host's but for that directory's
+# files, copied in (tests/peers/own-etc), which a test may replace there.
 # systemd-socket-activate gives its children a clean environment: PROXY_ENV
 # (NAME=VALUE words) is what they get. With ACCEPTOR set, tunneld is handed
 # the listening socket instead (Accept=no, tunneld(8) "ACCEPTOR").
@@ -135,6 +137,7 @@ start_proxy() {
 	[ -n "${RESOLV_CONF:-}" ] && binds+=("$RESOLV_CONF" /etc/resolv.conf)
 	[ ${#binds[@]} -gt 0 ] && wrapper=(unshare --mount sh -c \
 		'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"' sh "${binds[@]}" --)
+	[ -n "${OWN_ETC:-}" ] && wrapper=("$PEERS/own-etc" "$OWN_ETC")
 	for variable in ${PROXY_ENV:-}; do environment+=(--setenv="$variable"); done
 	start_listener proxy PROXY_PORT "${wrapper[@]}" sh -c \
 		'exec systemd-socket-activate --listen="127.0.0.1:$PORT" '"$accept"' "$@" 2>>"'"$LOG"'"' \

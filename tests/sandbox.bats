@@ -35,6 +35,14 @@ assert_all_denied() {
 	[ ! -e /tmp/tunneld-sandbox-probe ]
 }
 
+# build_seccomp_dump: tests/peers/seccomp-dump.c, with the sources of the
+# tunneld under test where they lie beside it (a mutant's tree), else this tree's.
+build_seccomp_dump() {
+	local sources=$TOP/src
+	[ -f "$(dirname "$TUNNELD")/src/sandbox.c" ] && sources=$(dirname "$TUNNELD")/src
+	cc -O2 -D_GNU_SOURCE -DSANDBOX_C="\"$sources/sandbox.c\"" -o "$BATS_TEST_TMPDIR/seccomp-dump" "$PEERS/seccomp-dump.c"
+}
+
 # one_tunnel_with ENV: tunneld with ENV in its environment carries one "ping" to an echo target, and records it.
 one_tunnel_with() {
 	start_target echo
@@ -47,10 +55,7 @@ one_tunnel_with() {
 
 @test "the seccomp filter gives every call number, on each architecture, with the arguments each case tells apart, the verdict the allow-list says; the kernel caches them in a search, not a chain" {
 	[ "$(uname -m)" = x86_64 ] || skip "the verdicts are written for x86_64's numbers"
-	# The sources of the tunneld under test where they lie beside it (a mutant's tree), else this tree's.
-	local sources=$TOP/src
-	[ -f "$(dirname "$TUNNELD")/src/sandbox.c" ] && sources=$(dirname "$TUNNELD")/src
-	cc -O2 -D_GNU_SOURCE -DSANDBOX_C="\"$sources/sandbox.c\"" -o "$BATS_TEST_TMPDIR/seccomp-dump" "$PEERS/seccomp-dump.c"
+	build_seccomp_dump
 	"$BATS_TEST_TMPDIR/seccomp-dump" numbers >"$BATS_TEST_TMPDIR/numbers"
 	"$BATS_TEST_TMPDIR/seccomp-dump" >"$BATS_TEST_TMPDIR/filter"
 	"$BATS_TEST_TMPDIR/seccomp-dump" bind >"$BATS_TEST_TMPDIR/filter-bind"
@@ -68,6 +73,28 @@ one_tunnel_with() {
 	run "$PYTHON" "$PEERS/seccomp-verdicts.py" "$BATS_TEST_TMPDIR/filter" "$BATS_TEST_TMPDIR/numbers" bind
 	[ "$status" -eq 1 ]
 	[[ $output == *"call 49 arch 0xc000003e args 0x0 0x0: 0x50001, not 0x7fff0000"* ]]
+}
+
+@test "Accept=no: a tunnel the forker forks gets, call for call, the verdict its own filter gives: the forker's filter with the one each tunnel stacks on it" {
+	[ "$(uname -m)" = x86_64 ] || skip "the verdicts are written for x86_64's numbers"
+	build_seccomp_dump
+	"$BATS_TEST_TMPDIR/seccomp-dump" numbers >"$BATS_TEST_TMPDIR/numbers"
+	"$BATS_TEST_TMPDIR/seccomp-dump" forker >"$BATS_TEST_TMPDIR/forker"
+	"$BATS_TEST_TMPDIR/seccomp-dump" forker-bind >"$BATS_TEST_TMPDIR/forker-bind"
+	grep -qx stacked "$BATS_TEST_TMPDIR/forker"
+	run "$PYTHON" "$PEERS/seccomp-verdicts.py" "$BATS_TEST_TMPDIR/forker" "$BATS_TEST_TMPDIR/numbers"
+	[ "$status" -eq 0 ]
+	[[ $output == *", 0 verdicts wrong" ]]
+	run "$PYTHON" "$PEERS/seccomp-verdicts.py" "$BATS_TEST_TMPDIR/forker-bind" "$BATS_TEST_TMPDIR/numbers" bind
+	[ "$status" -eq 0 ]
+	[[ $output == *", 0 verdicts wrong" ]]
+	# The forker's alone lets a process receive a descriptor (recvmsg 47), fork
+	# one kind of child (clone 56) and signal another (rt_sigqueueinfo 129, tgkill 234): no tunnel may.
+	sed '/^stacked$/,$d' "$BATS_TEST_TMPDIR/forker" >"$BATS_TEST_TMPDIR/forker-alone"
+	run "$PYTHON" "$PEERS/seccomp-verdicts.py" "$BATS_TEST_TMPDIR/forker-alone" "$BATS_TEST_TMPDIR/numbers"
+	[ "$status" -eq 1 ]
+	[[ $output == *"calls judged wrong: 47 56 129 234" ]]
+	[[ $output == *"call 47 arch 0xc000003e args 0x0 0x0: 0x7fff0000, not 0x50001"* ]]
 }
 
 @test "a hijacked tunnel can read no secret, write nothing, open no raw or netlink socket, start nothing, trace nothing, mount nothing; the tunnel carries its bytes (HTTP CONNECT)" {
@@ -131,8 +158,66 @@ one_tunnel_with() {
 	assert_all_denied "$BATS_TEST_TMPDIR/probe-2"
 	wait_log "-> 127\.0\.0\.1:$TARGET_PORT status=200 up=1048576 .*"
 	wait_for "two records" eval '[ "$(grep -c " status=200 up=1048576 " "$LOG")" -eq 2 ]'
-	# Each tunnel was a process of its own, gone with its tunnel; the acceptor is still there.
-	wait_for "only the acceptor left" eval '! pgrep -P "$PROXY_PID" >/dev/null && kill -0 "$PROXY_PID"'
+	# Each tunnel was a process of its own, gone with its tunnel; the acceptor and its forker are still there.
+	wait_for "only the acceptor and its forker left" eval \
+		'[ "$(pgrep -P "$PROXY_PID")" = "$(pgrep -P "$PROXY_PID" -f "^tunneld: forker")" ] && kill -0 "$PROXY_PID"'
+}
+
+# forker_of PID: the forker of the acceptor PID, if it has one (tunneld(8) "ACCEPTOR").
+forker_of() {
+	pgrep -P "$1" -f '^tunneld: forker'
+}
+
+@test "Accept=no: a file the tunnels may read, replaced (a new /etc/hosts), is the one the next tunnel reads: the forker whose rules hold the old one is replaced" {
+	start_target echo
+	no_name_resolves
+	mkdir "$BATS_TEST_TMPDIR/etc"
+	mv "$RESOLV_CONF" "$BATS_TEST_TMPDIR/etc/resolv.conf"
+	unset RESOLV_CONF
+	printf '127.0.0.1 localhost\n127.0.0.1 first.tunneld.test\n' >"$BATS_TEST_TMPDIR/etc/hosts"
+	OWN_ETC=$BATS_TEST_TMPDIR/etc ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	run raw_request "CONNECT first.tunneld.test:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	local forker
+	forker=$(forker_of "$PROXY_PID")
+	[ -n "$forker" ]
+	# As a resolver's manager writes it: a new file, renamed over the old.
+	nsenter -m -t "$PROXY_PID" sh -c \
+		'printf "127.0.0.1 localhost\n127.0.0.1 second.tunneld.test\n" >/etc/hosts.new && mv /etc/hosts.new /etc/hosts'
+	run raw_request "CONNECT second.tunneld.test:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_log "-> second\.tunneld\.test:$TARGET_PORT status=200 up=4 down=4 "
+	[ -n "$(forker_of "$PROXY_PID")" ]
+	[ "$(forker_of "$PROXY_PID")" != "$forker" ]
+	# Only the hosts file answered: no query went to the resolver.
+	[ ! -s "$DNS_LOG" ] || ! grep -q tunneld.test "$DNS_LOG" || false
+}
+
+@test "Accept=no: the forker killed, the acceptor says so and forks each tunnel itself, as confined; later another forker forks them" {
+	start_target echo
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_OUT=$BATS_TEST_TMPDIR/probe SANDBOX_PROBE_SCRATCH=$BATS_TEST_TMPDIR/scratch"
+	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	local forker
+	# systemd-socket-activate starts the acceptor at the first connection.
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	forker=$(forker_of "$PROXY_PID")
+	[ -n "$forker" ]
+	: >"$BATS_TEST_TMPDIR/probe"
+	kill -KILL "$forker"
+	wait_for "the acceptor's word" grep -q '^tunneld: acceptor: the forker was killed; until another starts, the acceptor forks each tunnel itself$' "$LOG"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_for "probe report" eval '[ "$(wc -l <"$BATS_TEST_TMPDIR/probe")" -ge 16 ]'
+	head -n 16 "$BATS_TEST_TMPDIR/probe" >"$BATS_TEST_TMPDIR/probe-1"
+	assert_all_denied "$BATS_TEST_TMPDIR/probe-1"
+	another_forker() {
+		raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping" >/dev/null
+		[ -n "$(forker_of "$PROXY_PID")" ]
+	}
+	wait_for "another forker" another_forker
+	[ "$(forker_of "$PROXY_PID")" != "$forker" ]
+	wait_for "the records" eval '[ "$(grep -c " status=200 up=4 down=4 " "$LOG")" -ge 3 ]'
 }
 
 @test "sandboxed, SOCKS5 with a login still loads libcrypt when it checks the password, and a name is still resolved" {
