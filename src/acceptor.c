@@ -455,6 +455,8 @@ static int forker_serve(int sock)
 	struct sandbox_report report;
 
 	become_tunnel(served.first_fd, served.count, served.original_mask);
+	/* Its tunnels need none of libsystemd: its mappings would be copied at every fork and undone at every exit. */
+	systemd_unload();
 	title_forker();
 	sandbox_enter_forker(&report, served.may_bind); /* what is missing the acceptor said already */
 	for (;;) {

@@ -156,7 +156,7 @@ static int enter_landlock(char *why, size_t size)
 /*
  * Allowed whatever their arguments: what tunnels were seen to make (strace
  * over the HTTP, SOCKS5, auth, rules, parents, logging and relay suites),
- * and the journal's sendmsg and memfd_create, abort()'s gettid.
+ * and the journal's sendmsg (log.c: never a memfd), abort()'s gettid.
  */
 static const int allowed_calls[] = {
 	SYS_read, SYS_write, SYS_ppoll, SYS_rt_sigpending, SYS_splice, SYS_rt_sigprocmask, SYS_rt_sigaction,
@@ -164,7 +164,7 @@ static const int allowed_calls[] = {
 	SYS_setitimer, SYS_exit_group, SYS_exit, SYS_shutdown, SYS_pipe2, SYS_rseq, SYS_mmap, SYS_set_robust_list,
 	SYS_openat, SYS_mprotect, SYS_getrandom, SYS_connect, SYS_madvise, SYS_futex, SYS_getpeername,
 	SYS_getsockname, SYS_munmap, SYS_getpid, SYS_gettid, SYS_lseek, SYS_uname, SYS_getuid, SYS_sendto,
-	SYS_recvfrom, SYS_sendmmsg, SYS_sendmsg, SYS_memfd_create, SYS_restart_syscall, SYS_clock_gettime,
+	SYS_recvfrom, SYS_sendmmsg, SYS_sendmsg, SYS_restart_syscall, SYS_clock_gettime,
 	SYS_writev, SYS_readv, /* the resolver's queries over TCP (a truncated answer, options use-vc) */
 #ifdef SYS_poll
 	SYS_poll, /* the resolver's, on machines that have it */

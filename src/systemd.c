@@ -3,9 +3,9 @@
 
 #include "lazy.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <systemd/sd-daemon.h>
-#include <systemd/sd-journal.h>
 
 #define LIBSYSTEMD "libsystemd.so.0"
 
@@ -23,14 +23,16 @@ int systemd_is_socket(int fd, int family, int type, int listening)
 	return is_socket != NULL ? is_socket(fd, family, type, listening) : -ENOSYS;
 }
 
-int systemd_journal_sendv(const struct iovec *iov, int n)
-{
-	LAZY_FUNCTION(journal_sendv, &libsystemd, LIBSYSTEMD, sd_journal_sendv);
-	return journal_sendv != NULL ? journal_sendv(iov, n) : -ENOSYS;
-}
 
 int systemd_notify(const char *state)
 {
 	LAZY_FUNCTION(notify, &libsystemd, LIBSYSTEMD, sd_notify);
 	return notify != NULL ? notify(0, state) : -ENOSYS;
+}
+
+void systemd_unload(void)
+{
+	if (libsystemd != NULL)
+		(void)dlclose(libsystemd);
+	libsystemd = NULL;
 }
