@@ -480,8 +480,12 @@ static int forker_serve(int sock)
 	}
 }
 
-/* Starts a forker. Returns only -1, but in a tunnel that forker forks: its connection. */
-static int forker_start(void)
+/*
+ * Starts a forker; connection (or -1) is the one the acceptor holds now,
+ * which is not the forker's to keep. Returns only -1, but in a tunnel that
+ * forker forks: its connection.
+ */
+static int forker_start(int connection)
 {
 	int pair[2];
 
@@ -494,6 +498,8 @@ static int forker_start(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		(void)close(pair[0]);
+		if (connection >= 0)
+			(void)close(connection);
 		return forker_serve(pair[1]);
 	}
 	(void)close(pair[1]);
@@ -557,7 +563,7 @@ static int start_tunnel(int fd, const struct sockaddr_storage *from, const struc
 	if (forker.pid > 0 && sandbox_files_changed(&forker.files))
 		forker_end(false, NULL); /* its tunnels could not read the new file */
 	if (forker.pid < 0 && clock_now_ms() >= forker.retry_at_ms) {
-		int child_fd = forker_start();
+		int child_fd = forker_start(fd);
 		if (child_fd >= 0)
 			return child_fd;
 	}
@@ -1225,7 +1231,7 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 	served.count = count;
 	served.original_mask = original_mask;
 	served.may_bind = limits->may_bind;
-	int child_fd = forker_start();
+	int child_fd = forker_start(-1);
 	if (child_fd >= 0)
 		return child_fd;
 	/* Serving from here: systemctl start (Type=notify) returns now, and a reload waited for is done. */

@@ -178,9 +178,10 @@ forker_of() {
 	OWN_ETC=$BATS_TEST_TMPDIR/etc ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
 	run raw_request "CONNECT first.tunneld.test:$TARGET_PORT HTTP/1.1\r\n\r\nping"
 	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
-	local forker
+	local forker fds
 	forker=$(forker_of "$PROXY_PID")
 	[ -n "$forker" ]
+	fds=$(ls "/proc/$forker/fd" | wc -l)
 	# As a resolver's manager writes it: a new file, renamed over the old.
 	nsenter -m -t "$PROXY_PID" sh -c \
 		'printf "127.0.0.1 localhost\n127.0.0.1 second.tunneld.test\n" >/etc/hosts.new && mv /etc/hosts.new /etc/hosts'
@@ -189,6 +190,8 @@ forker_of() {
 	wait_log "-> second\.tunneld\.test:$TARGET_PORT status=200 up=4 down=4 "
 	[ -n "$(forker_of "$PROXY_PID")" ]
 	[ "$(forker_of "$PROXY_PID")" != "$forker" ]
+	# Started while the acceptor held that connection, it keeps no copy of it.
+	[ "$(ls "/proc/$(forker_of "$PROXY_PID")/fd" | wc -l)" -eq "$fds" ]
 	# Only the hosts file answered: no query went to the resolver.
 	[ ! -s "$DNS_LOG" ] || ! grep -q tunneld.test "$DNS_LOG" || false
 }
