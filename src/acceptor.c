@@ -453,19 +453,37 @@ static int receive_connection(int sock)
 static int forker_serve(int sock)
 {
 	struct sandbox_report report;
+	void *robust_list = NULL;
+	size_t robust_list_len = 0;
 
 	become_tunnel(served.first_fd, served.count, served.original_mask);
 	/* Its tunnels need none of libsystemd: its mappings would be copied at every fork and undone at every exit. */
 	systemd_unload();
+	/*
+	 * Its tunnels share its Landlock domain, which lets one ptrace another
+	 * where no seccomp filter refuses ptrace (a container's kernel): not
+	 * dumpable, a process without CAP_SYS_PTRACE (a tunnel keeps none) may
+	 * not, as a tunnel of a domain of its own could not either.
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* A clone is not glibc's fork(): the child's robust-mutex list is registered again by hand. */
+	(void)syscall(SYS_get_robust_list, 0, &robust_list, &robust_list_len);
 	title_forker();
 	sandbox_enter_forker(&report, served.may_bind); /* what is missing the acceptor said already */
 	for (;;) {
 		int fd = receive_connection(sock);
 		if (fd < 0)
 			_exit(EXIT_SUCCESS);
-		/* Not fork(): the tunnel must be the acceptor's child. No thread here, so no lock is held in the copy. */
+		/*
+		 * Not fork(): the tunnel must be the acceptor's child. No thread
+		 * here, so no lock is held in the copy. glibc's cached thread id
+		 * stays the forker's in it: tunneld never reads it (raise() and
+		 * abort() ask the kernel), and no thread of the tunnel can have
+		 * that id while the forker, its owner, lives.
+		 */
 		long pid = syscall(SYS_clone, (unsigned long)SANDBOX_FORKER_CLONE_FLAGS, NULL, NULL, NULL, NULL);
 		if (pid == 0) {
+			(void)syscall(SYS_set_robust_list, robust_list, robust_list_len);
 			(void)close(sock);
 			if (!sandbox_tighten_forked()) {
 				log_error("acceptor: a tunnel could not take back the forker's rights: its connection is closed");
@@ -514,8 +532,39 @@ static int forker_start(int connection)
 	return -1;
 }
 
-/* The forker's tunnel for connection fd: its pid, or -1 with errno (and forker.pid -1 if it was lost). */
-static pid_t forker_fork(int fd)
+/*
+ * Every child of this process that is neither a tunnel of the table nor the
+ * reload's check: one a lost forker cloned but did not answer for, which
+ * would serve a connection uncounted, beside the one turned away for it.
+ */
+static void kill_untracked_children(void)
+{
+	char path[64], text[8192];
+	(void)snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+	if (fd >= 0)
+		(void)close(fd);
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	for (char *at = text, *end = NULL;; at = end) {
+		long pid = strtol(at, &end, 10);
+		if (end == at)
+			break;
+		if (pid > 0 && pid != (long)reload_check_pid && find_tunnel((pid_t)pid) == NULL)
+			(void)kill((pid_t)pid, SIGKILL);
+	}
+}
+
+/*
+ * The forker's tunnel for connection fd: its pid, or -1 with errno. When
+ * the forker was lost, forker.pid is -1 and *handed says whether it was so
+ * after taking fd: then it may have forked a tunnel for it already, and the
+ * connection must not get another.
+ */
+static pid_t forker_fork(int fd, bool *handed)
 {
 	char byte = 'c';
 	union {
@@ -535,12 +584,16 @@ static pid_t forker_fork(int fd)
 	struct pollfd answered = { .fd = forker.socket, .events = POLLIN };
 	int answer = 0;
 	siginfo_t info = { 0 };
-	if (sendmsg(forker.socket, &message, MSG_NOSIGNAL) < 0)
+	*handed = false;
+	if (sendmsg(forker.socket, &message, MSG_NOSIGNAL) < 0) {
 		forker_end(true, "is gone");
-	else if (poll(&answered, 1, FORKER_ANSWER_MAX_MS) <= 0 ||
-		 recv(forker.socket, &answer, sizeof(answer), 0) != (ssize_t)sizeof(answer))
+		return -1;
+	}
+	*handed = true;
+	if (poll(&answered, 1, FORKER_ANSWER_MAX_MS) <= 0 ||
+	    recv(forker.socket, &answer, sizeof(answer), 0) != (ssize_t)sizeof(answer)) {
 		forker_end(true, "did not answer");
-	else if (answer < 0)
+	} else if (answer < 0)
 		errno = -answer;
 	/* Only as trusted as the forker: a pid the stop would signal must be this process's child. */
 	else if (waitid(P_PID, (id_t)answer, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
@@ -567,9 +620,15 @@ static int start_tunnel(int fd, const struct sockaddr_storage *from, const struc
 		if (child_fd >= 0)
 			return child_fd;
 	}
+	bool handed = false;
 	tunnel.pid = -1;
 	if (forker.pid > 0)
-		tunnel.pid = forker_fork(fd);
+		tunnel.pid = forker_fork(fd, &handed);
+	if (forker.pid < 0 && handed) {
+		kill_untracked_children();
+		turn_away(fd, from, clock_now_ms(), "turned away: the forker did not answer");
+		return -1;
+	}
 	if (forker.pid < 0) {
 		tunnel.pid = fork();
 		if (tunnel.pid == 0) {

@@ -223,6 +223,44 @@ forker_of() {
 	wait_for "the records" eval '[ "$(grep -c " status=200 up=4 down=4 " "$LOG")" -ge 3 ]'
 }
 
+@test "Accept=no, on a kernel that refuses seccomp filters: a hijacked tunnel can ptrace neither the forker nor another tunnel, which share its Landlock domain" {
+	start_target echo
+	PROXY_ENV="LD_PRELOAD=$PROBE SANDBOX_PROBE_NO_SECCOMP=1 SANDBOX_PROBE_SIBLINGS_OUT=$BATS_TEST_TMPDIR/siblings"
+	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	# A tunnel held open, then another that tries them all while it is there.
+	mkfifo "$BATS_TEST_TMPDIR/held-input"
+	start_bg sh -c 'exec timeout 30 nc -X connect -x "127.0.0.1:$1" 127.0.0.1 "$2" <"$3" >/dev/null' sh \
+		"$PROXY_PORT" "$TARGET_PORT" "$BATS_TEST_TMPDIR/held-input"
+	exec {held}>"$BATS_TEST_TMPDIR/held-input"
+	wait_for "the held tunnel's probe" grep -q ptrace-sibling "$BATS_TEST_TMPDIR/siblings"
+	[ -n "$(forker_of "$PROXY_PID")" ]
+	# Its bytes are not the point: without a filter the probe's own attempts disturb its target.
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	wait_for "the second probe" eval '[ "$(grep -c ptrace-sibling "$BATS_TEST_TMPDIR/siblings")" -eq 2 ]'
+	cat "$BATS_TEST_TMPDIR/siblings"
+	[ "$(grep -cx 'ptrace-sibling denied' "$BATS_TEST_TMPDIR/siblings")" -eq 2 ]
+	grep -q 'no seccomp filter' "$LOG"
+	exec {held}>&-
+}
+
+@test "Accept=no: a forker that takes a connection and does not answer is replaced; that connection is turned away, never forked twice" {
+	start_target echo
+	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	local forker
+	forker=$(forker_of "$PROXY_PID")
+	kill -STOP "$forker"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[ -z "$output" ]
+	wait_log ' -> - status=- up=0 down=0 duration_ms=[0-9]+ reason=turned away: the forker did not answer$'
+	grep -q '^tunneld: acceptor: the forker did not answer; until another starts, the acceptor forks each tunnel itself$' "$LOG"
+	wait_for "the stopped forker gone" eval '! kill -0 "$forker" 2>/dev/null'
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_for "two records of tunnels" eval '[ "$(grep -c " status=200 " "$LOG")" -eq 2 ]'
+}
+
 @test "sandboxed, SOCKS5 with a login still loads libcrypt when it checks the password, and a name is still resolved" {
 	htpasswd -bBC 4 -c "$BATS_TEST_TMPDIR/users" alice 'wonder land' 2>/dev/null
 	start_target http

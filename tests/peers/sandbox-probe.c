@@ -21,10 +21,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -33,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int out = -1, after_out = -1;
+static int out = -1, after_out = -1, siblings_out = -1; /* opened at load, by the activator or the acceptor: a tunnel could not */
 static int probed, probed_after;
 static int target_fd = -1; /* the last Internet socket tunneld connected */
 
@@ -47,6 +49,7 @@ __attribute__((constructor)) static void open_output(void)
 {
 	out = open_named_by("SANDBOX_PROBE_OUT");
 	after_out = open_named_by("SANDBOX_PROBE_AFTER_OUT");
+	siblings_out = open_named_by("SANDBOX_PROBE_SIBLINGS_OUT");
 }
 
 static void report_to(int fd, const char *name, long result)
@@ -109,6 +112,74 @@ static void probe(int target)
 	report("execve-shell", execve("/bin/sh", argv, environ));
 }
 
+/*
+ * SANDBOX_PROBE_NO_SECCOMP: a kernel that refuses seccomp filters (a
+ * container's), Landlock kept. SANDBOX_PROBE_SIBLINGS_OUT: at the connect,
+ * ptrace every process of the 400 pids below this one but its parent: the
+ * acceptor's forker, other tunnels.
+ */
+static bool seccomp_refused(void)
+{
+	return getenv("SANDBOX_PROBE_NO_SECCOMP") != NULL;
+}
+
+long syscall(long number, ...)
+{
+	static long (*real_syscall)(long, ...);
+	va_list args;
+	long a[6];
+
+	va_start(args, number);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(args, long);
+	va_end(args);
+	if (number == SYS_seccomp && seccomp_refused()) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (real_syscall == NULL)
+		real_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+	return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+int prctl(int option, ...)
+{
+	static int (*real_prctl)(int, ...);
+	va_list args;
+	unsigned long a[4];
+
+	va_start(args, option);
+	for (int i = 0; i < 4; i++)
+		a[i] = va_arg(args, unsigned long);
+	va_end(args);
+	if (option == PR_SET_SECCOMP && seccomp_refused()) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (real_prctl == NULL)
+		real_prctl = (int (*)(int, ...))dlsym(RTLD_NEXT, "prctl");
+	return real_prctl(option, a[0], a[1], a[2], a[3]);
+}
+
+static void probe_siblings(void)
+{
+	int fd = siblings_out;
+	pid_t self = getpid();
+	char line[160];
+	int len = 0;
+
+	for (pid_t pid = self - 1; pid > 1 && pid > self - 400 && len == 0; pid--) {
+		if (pid == getppid() || ptrace(PTRACE_ATTACH, pid, NULL, NULL) < 0)
+			continue;
+		len = snprintf(line, sizeof(line), "ptrace-sibling ALLOWED %d\n", (int)pid);
+		(void)ptrace(PTRACE_DETACH, pid, NULL, NULL);
+	}
+	if (len == 0)
+		len = snprintf(line, sizeof(line), "ptrace-sibling denied\n");
+	if (fd >= 0)
+		(void)!syscall(SYS_write, fd, line, (size_t)len);
+}
+
 int connect(int fd, const struct sockaddr *address, socklen_t len)
 {
 	static int (*real_connect)(int, const struct sockaddr *, socklen_t);
@@ -121,6 +192,8 @@ int connect(int fd, const struct sockaddr *address, socklen_t len)
 		probed = 1;
 		int saved = errno;
 		probe(fd);
+		if (siblings_out >= 0)
+			probe_siblings();
 		errno = saved;
 	}
 	return real_connect(fd, address, len);
