@@ -71,11 +71,13 @@ _Static_assert(sizeof(readable_paths) / sizeof(readable_paths[0]) == SANDBOX_FIL
 
 /*
  * A sanitizer build (make sanitize-check) writes its reports as files here,
- * and reads /proc/self/maps to write them.
+ * and reads /proc/self/maps and /proc/self/task to write them: all of
+ * /proc, since the acceptor's forker enters the sandbox for its tunnels,
+ * whose /proc/self is not its own.
  */
 #ifdef SANITIZER_LOG_DIR
 static const char *const writable_paths[] = { SANITIZER_LOG_DIR };
-static const char *const sanitizer_readable_paths[] = { "/proc/self" };
+static const char *const sanitizer_readable_paths[] = { "/proc" };
 #endif
 
 static void allow_beneath(int ruleset_fd, const char *path, uint64_t access)
