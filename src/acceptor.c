@@ -507,6 +507,10 @@ static int forker_start(int connection)
 {
 	int pair[2];
 
+	if (!sandbox_forker_possible()) {
+		forker.retry_at_ms = INT64_MAX;
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
 		forker.retry_at_ms = clock_now_ms() + FORKER_RETRY_MS;
 		log_errorf("acceptor: cannot start a forker: %s; the acceptor forks each tunnel itself", strerror(errno));

@@ -667,3 +667,14 @@ bool sandbox_files_changed(const struct sandbox_files *files)
 	sandbox_files_note(&now);
 	return memcmp(&now, files, sizeof(now)) != 0;
 }
+
+bool sandbox_forker_possible(void)
+{
+#ifdef SANDBOX_AUDIT_ARCH
+	uint32_t action = SECCOMP_RET_ALLOW;
+	/* Any answer but ENOSYS: the call is there (an old kernel may not know this operation). */
+	return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0 || errno != ENOSYS;
+#else
+	return true;
+#endif
+}

@@ -69,6 +69,14 @@ void sandbox_enter_forker(struct sandbox_report *report, bool may_bind);
 bool sandbox_tighten_forked(void);
 
 /*
+ * Whether a forker may serve: its tunnels take back its rights with
+ * seccomp(2), which a process may lack while filters work through prctl(2)
+ * (valgrind does not know the call). Without it the acceptor forks each
+ * tunnel itself, and each enters its own sandbox.
+ */
+bool sandbox_forker_possible(void);
+
+/*
  * Landlock's rules hold the files they name, not their paths: a file
  * replaced (a new /etc/resolv.conf) is one the forker's tunnels cannot
  * read. Noted when a forker enters its sandbox; changed means start another.
