@@ -63,7 +63,8 @@ int main(int argc, char **argv)
 	tunnel.start_ms = clock_now_ms();
 	tunnel.options = &options;
 	tunnel.rules = &rules;
-	signals_setup();
+	sigset_t original_mask;
+	signals_setup(&original_mask);
 	if (closed_fds & CLIENT_CLOSED_ERR)
 		log_stderr_closed();
 
@@ -77,8 +78,6 @@ int main(int argc, char **argv)
 	}
 
 	/* The client on fds 0 and 1, systemd's connected socket, or listening sockets to accept from. */
-	sigset_t original_mask;
-	(void)sigprocmask(SIG_BLOCK, NULL, &original_mask);
 	bool unusable_sockets;
 	int listeners = client_adopt_passed_sockets(&tunnel.client, &unusable_sockets);
 	if (listeners > 0) /* no client yet: fds 0 to 2 are the service's, and fd 2 may carry the log */
@@ -161,7 +160,8 @@ int main(int argc, char **argv)
 		tunnel_abandon(&tunnel, "client write failed while answering the tunnel's success", request->authority, user);
 	client_set_nodelay(&tunnel.client);
 	title_phase("relaying");
-	const char *peer = peer_of(target, peer_text, sizeof(peer_text)); /* now: after the relay it may be gone */
+	/* For the records, asked now: after the relay it may be gone. */
+	const char *peer = log_writes_records() ? peer_of(target, peer_text, sizeof(peer_text)) : NULL;
 	if (options.log_open)
 		tunnel_record_open(&tunnel, request->authority, user, peer);
 	struct relay_result relayed;

@@ -419,7 +419,7 @@ static void restore_child_signals(const sigset_t *original_mask)
 	(void)sigdelset(&mask, SIGCHLD);
 	(void)sigdelset(&mask, SIGUSR1);
 	(void)sigprocmask(SIG_SETMASK, &mask, NULL);
-	signals_setup();
+	signals_setup(NULL);
 }
 
 /* ---- the forker's life, and the acceptor's side of it (what it is: above its state) ---- */

@@ -125,12 +125,23 @@ const char *peer_of(int fd, char *out, size_t size)
 	return address_text((struct sockaddr *)&peer, out, size);
 }
 
+/* One poll() asks about all three: a closed one says POLLNVAL. */
+static bool standard_fd_closed(const struct pollfd *asked, int fd)
+{
+	if (asked[0].fd == -1) /* poll() failed: ask this one alone */
+		return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+	return (asked[fd].revents & POLLNVAL) != 0;
+}
+
 unsigned client_reserve_standard_fds(void)
 {
+	struct pollfd asked[3] = { { .fd = STDIN_FILENO }, { .fd = STDOUT_FILENO }, { .fd = STDERR_FILENO } };
 	unsigned closed = 0;
 
+	if (poll(asked, 3, 0) < 0)
+		asked[0].fd = -1;
 	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
-		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+		if (!standard_fd_closed(asked, fd))
 			continue;
 		closed |= 1u << fd;
 		/* The lowest free number is this one: every lower one is open by now. */
@@ -174,10 +185,11 @@ void client_identify(struct client *client, bool ssh_first)
 
 	if (ssh_first && identify_by_ssh(client))
 		return;
-	if (peer_of(client->in, peer_host, sizeof(peer_host)) == NULL)
-		peer_host[0] = '\0';
-	if (getpeername(client->in, (struct sockaddr *)&peer, &peer_len) == 0)
+	if (getpeername(client->in, (struct sockaddr *)&peer, &peer_len) == 0) {
+		if (address_text((struct sockaddr *)&peer, peer_host, sizeof(peer_host)) == NULL)
+			peer_host[0] = '\0';
 		log_format_address((struct sockaddr *)&peer, peer_text, sizeof(peer_text));
+	}
 	if (host == NULL || !is_address_text(host))
 		host = getenv("REMOTE_HOST");
 	if (host != NULL && is_address_text(host)) {

@@ -90,21 +90,25 @@ void tunnel_record_open(const struct tunnel *tunnel, const char *target, const c
  */
 void tunnel_end(struct tunnel *tunnel, const struct connection_record *record)
 {
+	/* Nothing that can wait is left without a record to write: no deadline to arm. */
+	bool recording = record != NULL && log_writes_records();
+
 	acceptor_tunnel_ended();
-	signals_finishing();
+	if (recording)
+		signals_finishing();
 	client_restore_flags(&tunnel->client);
-	if (record != NULL) {
+	if (recording) {
 		struct connection_record full = *record;
 		complete(tunnel, &full, "close");
 		log_connection(&full);
 	}
-	signals_finished();
 	/* Nothing is left to flush (records are written with write(2)), and
 	 * exit(3) would run the destructors of every library the process has
 	 * loaded, libsystemd's compressors and crypto among them: in a child of
 	 * the acceptor each one touches pages its fork has not mapped, about a
 	 * third of a tunnel's page faults. */
 #ifdef TUNNELD_ASAN
+	signals_finished(); /* the finishing deadline must not cut the leak check short */
 	__lsan_do_leak_check(); /* which exit(3) would have run */
 #endif
 	_exit(tunnel->exit_status);

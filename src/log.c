@@ -77,10 +77,10 @@ int log_parse_target(const char *text, enum log_target *target)
 	return -1;
 }
 
-static bool same_open_file(int fd_a, int fd_b)
+static bool is_open_file(const struct stat *a, int fd_b)
 {
-	struct stat a, b;
-	return fstat(fd_a, &a) == 0 && fstat(fd_b, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	struct stat b;
+	return fstat(fd_b, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
 }
 
 /*
@@ -97,13 +97,36 @@ static bool stderr_is_person(void)
 	       terminal_session == getsid(0) && getsid(0) != getpid();
 }
 
-static bool stderr_is_client(int client_in, int client_out)
+static bool stderr_is_client_asked(int client_in, int client_out)
 {
 	if (stderr_was_closed || fcntl(STDERR_FILENO, F_GETFD) < 0)
 		return true; /* closed: nowhere to write, and a later open() could land on fd 2 */
 	if (stderr_is_person())
 		return false;
-	return same_open_file(STDERR_FILENO, client_in) || same_open_file(STDERR_FILENO, client_out);
+	struct stat err;
+	return fstat(STDERR_FILENO, &err) == 0 && (is_open_file(&err, client_in) || is_open_file(&err, client_out));
+}
+
+/*
+ * Asked once for the same descriptors: log_setup() runs again when the
+ * options name a target, and the answer has not changed since (seven
+ * system calls, each a microsecond or more, on every tunnel's path).
+ */
+static bool stderr_is_client(int client_in, int client_out)
+{
+	static struct {
+		bool known;
+		int in, out;
+		bool client;
+	} asked;
+
+	if (!asked.known || asked.in != client_in || asked.out != client_out) {
+		asked.client = stderr_is_client_asked(client_in, client_out);
+		asked.in = client_in;
+		asked.out = client_out;
+		asked.known = true;
+	}
+	return asked.client;
 }
 
 /* $JOURNAL_STREAM is "device:inode" of the stream systemd connected to fd 2. */
@@ -548,6 +571,8 @@ void log_connection(const struct connection_record *record)
 	char *fields[16] = { client_field, target_field, status_field, protocol_field };
 	size_t field_count = 4;
 
+	if (active_target == LOG_TARGET_NONE)
+		return; /* nothing to format: --log=none */
 	if (opening && active_format == LOG_FORMAT_SQUID)
 		return; /* Squid's access.log has one line per tunnel, at its end */
 
@@ -668,6 +693,11 @@ void log_tell_person(const char *target, const char *text)
 	else
 		(void)snprintf(line, sizeof(line), "%s: %s", escaped_target, escaped_text);
 	write_line(STDERR_FILENO, "tunneld: ", line);
+}
+
+bool log_writes_records(void)
+{
+	return active_target != LOG_TARGET_NONE;
 }
 
 bool log_has_fields(void)

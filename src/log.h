@@ -78,6 +78,9 @@ void log_tell_person(const char *target, const char *text);
 /* Do records go to the journal, whose structured fields can carry what a line does not? */
 bool log_has_fields(void);
 
+/* Is a record written anywhere (not --log=none)? */
+bool log_writes_records(void);
+
 /*
  * For a process that must not stall on its log (the acceptor): each line
  * may take max_ms to be written, then it is dropped, and so is every line

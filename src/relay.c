@@ -56,6 +56,7 @@ struct direction {
 	bool done;          /* shut down, or its destination failed */
 	bool spliced;       /* the buffer is pipe[] rather than buffer[] */
 	bool pipe_full;     /* splice() into the pipe said EAGAIN: wait for a drain */
+	bool to_is_socket;  /* shut down at the end, not closed; a failed source resets it */
 	int pipe[2];
 	size_t capacity;
 	size_t pending;     /* read but not yet written */
@@ -71,23 +72,33 @@ struct direction {
  */
 static char up_buffer[RELAY_BUFFER_BYTES], down_buffer[RELAY_BUFFER_BYTES];
 
+/* The type bits of st_mode, 0 if fd cannot say. */
+static mode_t file_type(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? st.st_mode & S_IFMT : 0;
+}
+
 static bool is_socket(int fd)
 {
-	struct stat st;
-	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	return file_type(fd) == S_IFSOCK;
 }
 
-static bool can_splice(int fd)
+static bool can_splice(mode_t type)
 {
-	struct stat st;
-	return fstat(fd, &st) == 0 && (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
+	return type == S_IFSOCK || type == S_IFIFO;
 }
 
-/* Chooses splice() or read/write for d; early bytes are its first pending data. */
-static void prepare(struct direction *d, const char *early_data, size_t early_len)
+/*
+ * Chooses splice() or read/write for d, given its ends' types (asked once
+ * for the tunnel: each fstat() is a system call); early bytes are its first
+ * pending data.
+ */
+static void prepare(struct direction *d, mode_t from_type, mode_t to_type, const char *early_data, size_t early_len)
 {
 	d->capacity = RELAY_BUFFER_BYTES;
-	if (can_splice(d->from) && can_splice(d->to) && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+	d->to_is_socket = to_type == S_IFSOCK;
+	if (can_splice(from_type) && can_splice(to_type) && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
 		int size = fcntl(d->pipe[1], F_SETPIPE_SZ, RELAY_PIPE_BYTES);
 		if (size < 0)
 			size = fcntl(d->pipe[1], F_GETPIPE_SZ);
@@ -191,15 +202,20 @@ static int drain(struct direction *d)
 	return 1;
 }
 
-void relay_end_output(int fd, int flags_to_restore)
+static void end_output(int fd, bool fd_is_socket, int flags_to_restore)
 {
-	if (is_socket(fd)) {
+	if (fd_is_socket) {
 		(void)shutdown(fd, SHUT_WR);
 		return;
 	}
 	if (flags_to_restore >= 0)
 		(void)fcntl(fd, F_SETFL, flags_to_restore);
 	(void)close(fd);
+}
+
+void relay_end_output(int fd, int flags_to_restore)
+{
+	end_output(fd, is_socket(fd), flags_to_restore);
 }
 
 /*
@@ -260,14 +276,14 @@ static void finish(struct direction *d, const struct relay_endpoints *ends, int 
 {
 	static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 
-	if (d->source_failed && is_socket(d->to)) {
+	if (d->source_failed && d->to_is_socket) {
 		deliver_before_reset(d->to, idle_timeout_ms);
 		if (setsockopt(d->to, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) == 0) {
 			d->done = true;
 			return;
 		}
 	}
-	relay_end_output(d->to, d->to == ends->client_out ? ends->client_out_flags : -1);
+	end_output(d->to, d->to_is_socket, d->to == ends->client_out ? ends->client_out_flags : -1);
 	d->done = true;
 }
 
@@ -298,8 +314,10 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 
 	up = (struct direction){ .from = ends->client_in, .to = ends->target, .pipe = { -1, -1 }, .buffer = up_buffer };
 	down = (struct direction){ .from = ends->target, .to = ends->client_out, .pipe = { -1, -1 }, .buffer = down_buffer };
-	prepare(&up, early_data, early_len);
-	prepare(&down, NULL, 0);
+	mode_t client_in_type = file_type(ends->client_in), target_type = file_type(ends->target);
+	mode_t client_out_type = ends->client_out == ends->client_in ? client_in_type : file_type(ends->client_out);
+	prepare(&up, client_in_type, target_type, early_data, early_len);
+	prepare(&down, target_type, client_out_type, NULL, 0);
 	result->error = NULL;
 
 	while (!(up.done && down.done)) {

@@ -61,12 +61,13 @@
 /*
  * What may be read: the libraries dlopen() loads (merged /usr, and /lib*
  * where it is not), and the files the resolver and the C library read.
- * A path that does not exist is skipped.
+ * A path that does not exist is skipped. The directories come first.
  */
 static const char *const readable_paths[] = {
 	"/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
 	"/etc/host.conf", "/etc/gai.conf", "/etc/services", "/etc/localtime",
 };
+#define READABLE_DIRECTORIES 3
 _Static_assert(sizeof(readable_paths) / sizeof(readable_paths[0]) == SANDBOX_FILES_NOTED, "each is noted");
 
 /*
@@ -80,19 +81,52 @@ static const char *const writable_paths[] = { SANITIZER_LOG_DIR };
 static const char *const sanitizer_readable_paths[] = { "/proc" };
 #endif
 
-static void allow_beneath(int ruleset_fd, const char *path, uint64_t access)
+/* The rights a file can be given; those on a directory's entries apply to directories only. */
+#define FILE_RIGHTS (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE)
+
+/*
+ * The paths' descriptors, closed together once the rules hold: every
+ * system call costs an exec'd tunnel a microsecond or more, so each path
+ * costs two (open and the rule), not four.
+ */
+struct opened_paths {
+	int fds[16];
+	size_t count;
+};
+
+/*
+ * A path expected to be a directory is given all of access, and only a
+ * file's rights if the kernel says it is not one (EINVAL); any other path,
+ * a file's rights, which hold for a directory's files too.
+ */
+static void allow_beneath(int ruleset_fd, const char *path, uint64_t access, bool directory,
+			  struct opened_paths *opened)
 {
+	if (opened->count == sizeof(opened->fds) / sizeof(opened->fds[0]))
+		return;
 	int path_fd = open(path, O_PATH | O_CLOEXEC);
 	if (path_fd < 0)
 		return;
-	struct stat st;
-	struct landlock_path_beneath_attr beneath = { .parent_fd = path_fd, .allowed_access = access };
-	/* Rights on a directory's entries apply to directories only. */
-	if (fstat(path_fd, &st) == 0 && !S_ISDIR(st.st_mode))
-		beneath.allowed_access &= LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
-					  LANDLOCK_ACCESS_FS_TRUNCATE;
-	(void)syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
-	(void)close(path_fd);
+	opened->fds[opened->count++] = path_fd;
+	struct landlock_path_beneath_attr beneath = { .parent_fd = path_fd,
+						      .allowed_access = directory ? access : access & FILE_RIGHTS };
+	if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0 && errno == EINVAL &&
+	    directory) {
+		beneath.allowed_access &= FILE_RIGHTS;
+		(void)syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+	}
+}
+
+/* Opened one after another, they are usually consecutive: one close_range() then. */
+static void close_opened(const struct opened_paths *opened)
+{
+	if (opened->count == 0)
+		return;
+	int first = opened->fds[0], last = opened->fds[opened->count - 1];
+	if (last - first + 1 == (int)opened->count && syscall(SYS_close_range, first, last, 0) == 0)
+		return;
+	for (size_t i = 0; i < opened->count; i++)
+		(void)close(opened->fds[i]);
 }
 
 static uint64_t fs_rights_for(int abi)
@@ -121,17 +155,21 @@ static int enter_landlock(char *why, size_t size)
 		(void)snprintf(why, size, "Landlock ruleset: %s", strerror(errno));
 		return 0;
 	}
+	struct opened_paths opened = { .count = 0 };
 	for (size_t i = 0; i < sizeof(readable_paths) / sizeof(readable_paths[0]); i++)
-		allow_beneath(ruleset_fd, readable_paths[i], LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
+		allow_beneath(ruleset_fd, readable_paths[i], LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR,
+			      i < READABLE_DIRECTORIES, &opened);
 #ifdef SANITIZER_LOG_DIR
 	for (size_t i = 0; i < sizeof(sanitizer_readable_paths) / sizeof(sanitizer_readable_paths[0]); i++)
 		allow_beneath(ruleset_fd, sanitizer_readable_paths[i],
-			      LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR);
+			      LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR, true, &opened);
 	for (size_t i = 0; i < sizeof(writable_paths) / sizeof(writable_paths[0]); i++)
-		allow_beneath(ruleset_fd, writable_paths[i], fs_rights_for(abi) & ~LANDLOCK_ACCESS_FS_EXECUTE);
+		allow_beneath(ruleset_fd, writable_paths[i], fs_rights_for(abi) & ~LANDLOCK_ACCESS_FS_EXECUTE, true,
+			      &opened);
 #endif
 	long restricted = syscall(SYS_landlock_restrict_self, ruleset_fd, 0);
 	int saved = errno;
+	close_opened(&opened);
 	(void)close(ruleset_fd);
 	if (restricted < 0) {
 		(void)snprintf(why, size, "Landlock: %s", strerror(saved));
@@ -555,7 +593,13 @@ static bool enter_seccomp(bool may_bind, bool forker, char *why, size_t size)
 
 static void limit(int resource, rlim_t most)
 {
+	static const struct rlimit none = { 0, 0 };
 	struct rlimit current;
+
+	if (most == 0) { /* nothing is below it: no need to ask first */
+		(void)setrlimit(resource, &none);
+		return;
+	}
 	if (getrlimit(resource, &current) < 0)
 		current.rlim_cur = current.rlim_max = most;
 	if (current.rlim_cur > most)

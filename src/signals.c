@@ -1,16 +1,20 @@
 #include "signals.h"
 
+#include "clock.h"
+
 #include <signal.h>
 #include <stddef.h>
 #include <sys/time.h>
 #include <time.h>
 
 static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
+#define PENDING_CHECK_EVERY_MS 10
 #define STOP_SIGNAL_COUNT (sizeof(stop_signals) / sizeof(stop_signals[0]))
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t finish_deadline_armed;
 static sigset_t wait_mask;   /* the mask inside signals_poll(): stop signals let through */
+static int64_t next_pending_check_ms;
 
 static void stop_signal_set(sigset_t *stops)
 {
@@ -40,7 +44,7 @@ static void note_lookup_done(int signal_number)
 	(void)signal_number;
 }
 
-void signals_setup(void)
+void signals_setup(sigset_t *mask_now)
 {
 	struct sigaction lookup_done = { .sa_handler = note_lookup_done };
 	sigset_t blocked;
@@ -53,6 +57,9 @@ void signals_setup(void)
 	stop_signal_set(&blocked);
 	(void)sigaddset(&blocked, SIGNAL_LOOKUP_DONE);
 	(void)sigprocmask(SIG_BLOCK, &blocked, &wait_mask);
+	if (mask_now != NULL)
+		(void)sigorset(mask_now, &wait_mask, &blocked);
+	next_pending_check_ms = clock_now_ms() + PENDING_CHECK_EVERY_MS;
 	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
 		(void)sigdelset(&wait_mask, stop_signals[i]);
 	(void)sigdelset(&wait_mask, SIGNAL_LOOKUP_DONE);
@@ -82,10 +89,15 @@ int signals_poll(struct pollfd *fds, nfds_t count, int timeout_ms)
 	/*
 	 * ppoll() runs a handler only when it would otherwise sleep: with a
 	 * descriptor ready at once it puts the mask back and the signal stays
-	 * pending. A relay whose peers are always ready would never see it.
+	 * pending. A relay whose peers are always ready would never see it: it
+	 * is asked, every PENDING_CHECK_EVERY_MS of such waits, not at each
+	 * (a system call, and most tunnels end before the first).
 	 */
-	if (ready >= 0 && stop_signal_pending())
-		stop_requested = 1;
+	if (ready >= 0 && clock_now_ms() >= next_pending_check_ms) {
+		next_pending_check_ms = clock_now_ms() + PENDING_CHECK_EVERY_MS;
+		if (stop_signal_pending())
+			stop_requested = 1;
+	}
 	return ready;
 }
 

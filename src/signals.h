@@ -5,12 +5,15 @@
  * signals_poll(), which is ppoll() with them unblocked. A stop signal that
  * arrives between a check of signals_stop_requested() and the wait stays
  * pending and ends that wait at once, so no wait can miss or outlive it.
- * Every wait in tunneld goes through signals_poll().
+ * A wait that never sleeps (both ends of a relay always ready) sees it
+ * within PENDING_CHECK_EVERY_MS. Every wait in tunneld goes through
+ * signals_poll().
  */
 #ifndef TUNNELD_SIGNALS_H
 #define TUNNELD_SIGNALS_H
 
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 
 /*
@@ -19,8 +22,12 @@
  */
 #define SIGNAL_LOOKUP_DONE (SIGRTMIN)
 
-/* Blocks the stop signals, installs their handler; SIGPIPE is ignored. Call first. */
-void signals_setup(void);
+/*
+ * Blocks the stop signals, installs their handler; SIGPIPE is ignored. Call
+ * first. The mask in force afterwards into mask_now, unless NULL: asked
+ * here, not again (each system call costs a tunnel a microsecond or more).
+ */
+void signals_setup(sigset_t *mask_now);
 
 bool signals_stop_requested(void);
 
@@ -39,7 +46,7 @@ int signals_poll(struct pollfd *fds, nfds_t count, int timeout_ms);
 #define FINISH_AFTER_STOP_MS 100
 void signals_finishing(void);
 
-/* The record is written: what is left is exit(), which no signal need cut short. */
+/* The record is written: what is left is a sanitizer's leak check, which no signal need cut short. */
 void signals_finished(void);
 
 #endif
