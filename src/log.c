@@ -50,6 +50,11 @@ static bool stderr_is_terminal; /* asked before the sandbox, which refuses the i
 static bool stderr_was_closed;  /* /dev/null holds its number now: nowhere to write, as when it was closed */
 static char file_path[PATH_MAX];
 static int file_fd = -1;
+/* stderr_is_client()'s answer: initialized, so in .data beside file_fd, on a page every tunnel writes anyway. */
+static struct {
+	int in, out;
+	bool known, client;
+} stderr_asked = { .in = -1, .out = -1 };
 
 int log_parse_target(const char *text, enum log_target *target)
 {
@@ -114,19 +119,13 @@ static bool stderr_is_client_asked(int client_in, int client_out)
  */
 static bool stderr_is_client(int client_in, int client_out)
 {
-	static struct {
-		bool known;
-		int in, out;
-		bool client;
-	} asked;
-
-	if (!asked.known || asked.in != client_in || asked.out != client_out) {
-		asked.client = stderr_is_client_asked(client_in, client_out);
-		asked.in = client_in;
-		asked.out = client_out;
-		asked.known = true;
+	if (!stderr_asked.known || stderr_asked.in != client_in || stderr_asked.out != client_out) {
+		stderr_asked.client = stderr_is_client_asked(client_in, client_out);
+		stderr_asked.in = client_in;
+		stderr_asked.out = client_out;
+		stderr_asked.known = true;
 	}
-	return asked.client;
+	return stderr_asked.client;
 }
 
 /* $JOURNAL_STREAM is "device:inode" of the stream systemd connected to fd 2. */

@@ -498,7 +498,7 @@ shipped_limits() {
 		[ "$(cat "$BATS_TEST_TMPDIR/urgent$n")" = "client: received hello-
 client: received !world, then eof" ]
 	done
-	wait_for "three records" eval '[ "$(tunneld_records cat | grep -c "status=200 up=0 down=12 ")" -eq 3 ]'
+	wait_for "three records" eval '[ "$(tunneld_records cat | grep -c "status=200 up=0 down=65548 ")" -eq 3 ]'
 	start_target echo
 	[ "$(echo_through fourth)" = fourth ]
 	wait_for "tunnels gone" tunneld_processes 1

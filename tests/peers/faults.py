@@ -11,8 +11,11 @@ send that fails; nothing waits for time alone but the one question a
 stalled peer asks ("is the sender still blocked after 2 s?").
 
 Scenarios:
-  urgent-up          the client sends before-, one byte as urgent data, after
-  urgent-down        the target sends hello-, one byte as urgent data, world, closes
+  urgent-up          the client sends 64 KiB of x, before-, one byte as urgent
+                     data, after (the prelude: by the urgent byte the relay
+                     splices that direction, past its 2 KiB of read/write)
+  urgent-down        the target sends 64 KiB of x, hello-, one byte as urgent
+                     data, world, closes
   reset-from-client  the client sends 1 MiB, and once the proxy has taken it
                      all, resets the connection; the target reads only then
   reset-from-target  the same from the target
@@ -127,9 +130,16 @@ def reset(sock):
     sock.close()
 
 
+PRELUDE = b"x" * 65536
+
+
+def after_prelude(data):
+    return data[len(PRELUDE):].decode() if data.startswith(PRELUDE) else "a damaged prelude"
+
+
 def urgent_up(client, target):
-    client.sendall(b"before-")
-    say("target: received %s" % recv_exactly(target, 7).decode())
+    client.sendall(PRELUDE + b"before-")
+    say("target: received %s" % after_prelude(recv_exactly(target, len(PRELUDE) + 7)))
     client.send(b"!", socket.MSG_OOB)
     client.sendall(b"after")
     say("target: received %s" % recv_exactly(target, 6).decode())
@@ -142,8 +152,8 @@ def urgent_up(client, target):
 
 
 def urgent_down(client, target):
-    target.sendall(b"hello-")
-    say("client: received %s" % recv_exactly(client, 6).decode())
+    target.sendall(PRELUDE + b"hello-")
+    say("client: received %s" % after_prelude(recv_exactly(client, len(PRELUDE) + 6)))
     target.send(b"!", socket.MSG_OOB)
     target.sendall(b"world")
     target.close()
