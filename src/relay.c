@@ -428,4 +428,5 @@ void relay_run(const struct relay_endpoints *ends, const char *early_data, size_
 	}
 	result->bytes_up = up.bytes;
 	result->bytes_down = down.bytes;
+	up.buffer = down.buffer = NULL; /* the probes were on this frame */
 }
