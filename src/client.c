@@ -125,12 +125,15 @@ const char *peer_of(int fd, char *out, size_t size)
 	return address_text((struct sockaddr *)&peer, out, size);
 }
 
-/* One poll() asks about all three: a closed one says POLLNVAL. */
+/*
+ * One poll() asks about all three: a closed one says POLLNVAL. So does one
+ * opened O_PATH, which poll() cannot see: fcntl() then has the last word.
+ */
 static bool standard_fd_closed(const struct pollfd *asked, int fd)
 {
-	if (asked[0].fd == -1) /* poll() failed: ask this one alone */
-		return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
-	return (asked[fd].revents & POLLNVAL) != 0;
+	if (asked[0].fd != -1 && (asked[fd].revents & POLLNVAL) == 0)
+		return false;
+	return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
 }
 
 unsigned client_reserve_standard_fds(void)
@@ -139,7 +142,7 @@ unsigned client_reserve_standard_fds(void)
 	unsigned closed = 0;
 
 	if (poll(asked, 3, 0) < 0)
-		asked[0].fd = -1;
+		asked[0].fd = -1; /* ask each alone */
 	for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
 		if (!standard_fd_closed(asked, fd))
 			continue;

@@ -94,29 +94,6 @@ struct opened_paths {
 	size_t count;
 };
 
-/*
- * A path expected to be a directory is given all of access, and only a
- * file's rights if the kernel says it is not one (EINVAL); any other path,
- * a file's rights, which hold for a directory's files too.
- */
-static void allow_beneath(int ruleset_fd, const char *path, uint64_t access, bool directory,
-			  struct opened_paths *opened)
-{
-	if (opened->count == sizeof(opened->fds) / sizeof(opened->fds[0]))
-		return;
-	int path_fd = open(path, O_PATH | O_CLOEXEC);
-	if (path_fd < 0)
-		return;
-	opened->fds[opened->count++] = path_fd;
-	struct landlock_path_beneath_attr beneath = { .parent_fd = path_fd,
-						      .allowed_access = directory ? access : access & FILE_RIGHTS };
-	if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0 && errno == EINVAL &&
-	    directory) {
-		beneath.allowed_access &= FILE_RIGHTS;
-		(void)syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
-	}
-}
-
 /* Opened one after another, they are usually consecutive: one close_range() then. */
 static void close_opened(const struct opened_paths *opened)
 {
@@ -127,6 +104,34 @@ static void close_opened(const struct opened_paths *opened)
 		return;
 	for (size_t i = 0; i < opened->count; i++)
 		(void)close(opened->fds[i]);
+}
+
+/*
+ * A path expected to be a directory is given all of access, and only a
+ * file's rights if the kernel says it is not one (EINVAL); any other path,
+ * a file's rights, which hold for a directory's files too.
+ */
+static void allow_beneath(int ruleset_fd, const char *path, uint64_t access, bool directory,
+			  struct opened_paths *opened)
+{
+	bool full = opened->count == sizeof(opened->fds) / sizeof(opened->fds[0]);
+	int path_fd = full ? -1 : open(path, O_PATH | O_CLOEXEC);
+	if ((full || (path_fd < 0 && errno == EMFILE)) && opened->count > 0) {
+		/* Out of room (a tunnel handed many descriptors, under its limit of 64): those held are closed first. */
+		close_opened(opened);
+		opened->count = 0;
+		path_fd = open(path, O_PATH | O_CLOEXEC);
+	}
+	if (path_fd < 0)
+		return;
+	opened->fds[opened->count++] = path_fd;
+	struct landlock_path_beneath_attr beneath = { .parent_fd = path_fd,
+						      .allowed_access = directory ? access : access & FILE_RIGHTS };
+	if (syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0 && errno == EINVAL &&
+	    directory) {
+		beneath.allowed_access &= FILE_RIGHTS;
+		(void)syscall(SYS_landlock_add_rule, ruleset_fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+	}
 }
 
 static uint64_t fs_rights_for(int abi)

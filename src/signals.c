@@ -59,7 +59,7 @@ void signals_setup(sigset_t *mask_now)
 	(void)sigprocmask(SIG_BLOCK, &blocked, &wait_mask);
 	if (mask_now != NULL)
 		(void)sigorset(mask_now, &wait_mask, &blocked);
-	next_pending_check_ms = clock_now_ms() + PENDING_CHECK_EVERY_MS;
+	next_pending_check_ms = 0; /* the first wait asks: a stop pending since before exec ends the first phase */
 	for (size_t i = 0; i < STOP_SIGNAL_COUNT; i++)
 		(void)sigdelset(&wait_mask, stop_signals[i]);
 	(void)sigdelset(&wait_mask, SIGNAL_LOOKUP_DONE);
@@ -90,8 +90,9 @@ int signals_poll(struct pollfd *fds, nfds_t count, int timeout_ms)
 	 * ppoll() runs a handler only when it would otherwise sleep: with a
 	 * descriptor ready at once it puts the mask back and the signal stays
 	 * pending. A relay whose peers are always ready would never see it: it
-	 * is asked, every PENDING_CHECK_EVERY_MS of such waits, not at each
-	 * (a system call, and most tunnels end before the first).
+	 * is asked at the first wait, then every PENDING_CHECK_EVERY_MS of such
+	 * waits, not at each (a system call every time, for a short tunnel
+	 * as many as its whole relay).
 	 */
 	if (ready >= 0 && clock_now_ms() >= next_pending_check_ms) {
 		next_pending_check_ms = clock_now_ms() + PENDING_CHECK_EVERY_MS;

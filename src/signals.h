@@ -5,7 +5,8 @@
  * signals_poll(), which is ppoll() with them unblocked. A stop signal that
  * arrives between a check of signals_stop_requested() and the wait stays
  * pending and ends that wait at once, so no wait can miss or outlive it.
- * A wait that never sleeps (both ends of a relay always ready) sees it
+ * One that is pending already is seen at the first wait; later, a phase
+ * whose waits never sleep (both ends of a relay always ready) sees it
  * within PENDING_CHECK_EVERY_MS. Every wait in tunneld goes through
  * signals_poll().
  */

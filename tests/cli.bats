@@ -98,3 +98,14 @@ PY
 	[[ "${lines[0]}" =~ ^gone\ after\ ([0-9]+)\ ms,\ exit\ (0|-14)$ ]]
 	[ "${BASH_REMATCH[1]}" -lt 1000 ]
 }
+
+@test "a standard descriptor opened O_PATH is open, not closed: tunneld runs (poll() cannot see it, fcntl() can)" {
+	run "$PYTHON" -c '
+import os, sys
+fd = os.open("/dev/null", os.O_PATH)
+os.dup2(fd, 2)
+os.close(fd)
+os.execv(sys.argv[1], [sys.argv[1], "--check", "--allow-port=443"])' "$TUNNELD"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"options OK"* ]]
+}

@@ -41,6 +41,14 @@ client: eof"
 	fault urgent-up "status=200 up=65549 down=0 duration_ms=[0-9]+$"
 }
 
+@test "urgent data from the client before its direction splices (within its first 2 KiB) is passed on inline too" {
+	EXPECTED="target: received before-
+target: received !after
+target: eof
+client: eof"
+	fault urgent-up-unspliced "status=200 up=13 down=0 duration_ms=[0-9]+$"
+}
+
 @test "urgent data from the target is passed on inline, and every byte after it arrives" {
 	EXPECTED="client: received hello-
 client: received !world, then eof"

@@ -201,3 +201,16 @@ PY
 	wait_log "status=200 up=4 down=4 duration_ms=[0-9]+ reason=stopped by signal"
 	wait "$client" || true
 }
+
+@test "a stop signal pending when the tunnel starts (inherited blocked) ends its first phase: no 200, the record says so" {
+	start_target echo
+	printf 'CONNECT 127.0.0.1:%s HTTP/1.1\r\n\r\nping' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/request"
+	"$PYTHON" -c '
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+os.kill(os.getpid(), signal.SIGTERM)
+os.execv(sys.argv[1], sys.argv[1:])' "$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}" \
+		<"$BATS_TEST_TMPDIR/request" >"$BATS_TEST_TMPDIR/answer" 2>"$LOG"
+	[ ! -s "$BATS_TEST_TMPDIR/answer" ]
+	grep -Eq -- "-> 127\.0\.0\.1:$TARGET_PORT status=- up=0 down=0 duration_ms=[0-9]+ reason=stopped by signal while " "$LOG"
+}

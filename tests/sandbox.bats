@@ -279,3 +279,25 @@ forker_of() {
 	one_tunnel_with "LD_PRELOAD=$OLD_KERNEL"
 	[ "$(grep -c '^tunneld: sandbox: no Landlock (Function not implemented); no seccomp filter (Invalid argument)$' "$LOG")" -eq 1 ]
 }
+
+@test "a tunnel handed 58 descriptors (three left under its limit of 64) still reads its resolver's files: a name in /etc/hosts resolves" {
+	start_target echo
+	printf '127.0.0.1 localhost\n127.0.0.1 crowded.tunneld.test\n' >"$BATS_TEST_TMPDIR/hosts"
+	# A resolver nobody answers, on loopback: were the hosts file unreadable, nothing leaves the machine.
+	printf 'nameserver 127.0.53.53\noptions attempts:1 timeout:1\n' >"$BATS_TEST_TMPDIR/resolv.conf"
+	printf 'CONNECT crowded.tunneld.test:%s HTTP/1.1\r\n\r\nping' "$TARGET_PORT" >"$BATS_TEST_TMPDIR/request"
+	cat >"$BATS_TEST_TMPDIR/crowded.py" <<'PY'
+import os, sys
+while os.open("/dev/null", os.O_RDONLY) < 60:
+    pass
+for fd in range(3, 61):
+    os.set_inheritable(fd, True)
+os.execv(sys.argv[1], sys.argv[1:])
+PY
+	unshare --mount sh -c 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"' \
+		sh "$BATS_TEST_TMPDIR/hosts" "$BATS_TEST_TMPDIR/resolv.conf" \
+		"$PYTHON" "$BATS_TEST_TMPDIR/crowded.py" "$TUNNELD" --log=stderr "${LOOPBACK_POLICY[@]}" \
+		<"$BATS_TEST_TMPDIR/request" >"$BATS_TEST_TMPDIR/answer" 2>"$LOG"
+	[[ "$(cat "$BATS_TEST_TMPDIR/answer")" == "HTTP/1.1 200 Connection established"*ping ]]
+	grep -Eq -- "-> crowded\.tunneld\.test:$TARGET_PORT status=200 up=4 down=4 " "$LOG"
+}

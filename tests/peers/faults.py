@@ -16,6 +16,8 @@ Scenarios:
                      splices that direction, past its 2 KiB of read/write)
   urgent-down        the target sends 64 KiB of x, hello-, one byte as urgent
                      data, world, closes
+  urgent-up-unspliced  urgent-up without the prelude: the urgent byte comes
+                     while the direction still moves bytes by read/write
   reset-from-client  the client sends 1 MiB, and once the proxy has taken it
                      all, resets the connection; the target reads only then
   reset-from-target  the same from the target
@@ -133,13 +135,13 @@ def reset(sock):
 PRELUDE = b"x" * 65536
 
 
-def after_prelude(data):
-    return data[len(PRELUDE):].decode() if data.startswith(PRELUDE) else "a damaged prelude"
+def after_prelude(data, prelude):
+    return data[len(prelude):].decode() if data.startswith(prelude) else "a damaged prelude"
 
 
-def urgent_up(client, target):
-    client.sendall(PRELUDE + b"before-")
-    say("target: received %s" % after_prelude(recv_exactly(target, len(PRELUDE) + 7)))
+def urgent_up(client, target, prelude=PRELUDE):
+    client.sendall(prelude + b"before-")
+    say("target: received %s" % after_prelude(recv_exactly(target, len(prelude) + 7), prelude))
     client.send(b"!", socket.MSG_OOB)
     client.sendall(b"after")
     say("target: received %s" % recv_exactly(target, 6).decode())
@@ -153,7 +155,7 @@ def urgent_up(client, target):
 
 def urgent_down(client, target):
     target.sendall(PRELUDE + b"hello-")
-    say("client: received %s" % after_prelude(recv_exactly(client, len(PRELUDE) + 6)))
+    say("client: received %s" % after_prelude(recv_exactly(client, len(PRELUDE) + 6), PRELUDE))
     target.send(b"!", socket.MSG_OOB)
     target.sendall(b"world")
     target.close()
@@ -251,6 +253,7 @@ def both_close(client, target):
 SCENARIOS = {
     "urgent-up": urgent_up,
     "urgent-down": urgent_down,
+    "urgent-up-unspliced": lambda c, t: urgent_up(c, t, b""),
     "reset-from-client": lambda c, t: reset_from(c, t, "client", "target"),
     "reset-from-target": lambda c, t: reset_from(t, c, "target", "client"),
     "client-stalls": lambda c, t: stalls(c, t, "client", "target"),
