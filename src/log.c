@@ -115,7 +115,8 @@ static bool stderr_is_client_asked(int client_in, int client_out)
 /*
  * Asked once for the same descriptors: log_setup() runs again when the
  * options name a target, and the answer has not changed since (seven
- * system calls, each a microsecond or more, on every tunnel's path).
+ * system calls on every tunnel's path, each about a microsecond in a new
+ * process here).
  */
 static bool stderr_is_client(int client_in, int client_out)
 {

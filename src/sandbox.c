@@ -85,9 +85,9 @@ static const char *const sanitizer_readable_paths[] = { "/proc" };
 #define FILE_RIGHTS (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE)
 
 /*
- * The paths' descriptors, closed together once the rules hold: every
- * system call costs an exec'd tunnel a microsecond or more, so each path
- * costs two (open and the rule), not four.
+ * The paths' descriptors, closed together once the rules hold: a system
+ * call costs a new process about a microsecond here, so each path costs
+ * two (open and the rule), not four.
  */
 struct opened_paths {
 	int fds[16];

@@ -26,7 +26,7 @@
 /*
  * Blocks the stop signals, installs their handler; SIGPIPE is ignored. Call
  * first. The mask in force afterwards into mask_now, unless NULL: asked
- * here, not again (each system call costs a tunnel a microsecond or more).
+ * here, not again (a system call costs a new process about a microsecond).
  */
 void signals_setup(sigset_t *mask_now);
 
