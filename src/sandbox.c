@@ -69,6 +69,7 @@ static const char *const readable_paths[] = {
 };
 #define READABLE_DIRECTORIES 3
 _Static_assert(sizeof(readable_paths) / sizeof(readable_paths[0]) == SANDBOX_FILES_NOTED, "each is noted");
+_Static_assert(SANDBOX_FILES_NOTED + 2 <= 16, "struct opened_paths holds every path");
 
 /*
  * A sanitizer build (make sanitize-check) writes its reports as files here,
@@ -90,7 +91,7 @@ static const char *const sanitizer_readable_paths[] = { "/proc" };
  * two (open and the rule), not four.
  */
 struct opened_paths {
-	int fds[16];
+	int fds[16]; /* every path of enter_landlock() at once: the 11 readable, and the sanitizer build's 2 */
 	size_t count;
 };
 
@@ -114,9 +115,8 @@ static void close_opened(const struct opened_paths *opened)
 static void allow_beneath(int ruleset_fd, const char *path, uint64_t access, bool directory,
 			  struct opened_paths *opened)
 {
-	bool full = opened->count == sizeof(opened->fds) / sizeof(opened->fds[0]);
-	int path_fd = full ? -1 : open(path, O_PATH | O_CLOEXEC);
-	if ((full || (path_fd < 0 && errno == EMFILE)) && opened->count > 0) {
+	int path_fd = open(path, O_PATH | O_CLOEXEC);
+	if (path_fd < 0 && errno == EMFILE && opened->count > 0) {
 		/* Out of room (a tunnel handed many descriptors, under its limit of 64): those held are closed first. */
 		close_opened(opened);
 		opened->count = 0;

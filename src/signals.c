@@ -8,8 +8,8 @@
 #include <time.h>
 
 static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
-#define PENDING_CHECK_EVERY_MS 10
 #define STOP_SIGNAL_COUNT (sizeof(stop_signals) / sizeof(stop_signals[0]))
+#define PENDING_CHECK_EVERY_MS 10
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t finish_deadline_armed;
@@ -94,8 +94,9 @@ int signals_poll(struct pollfd *fds, nfds_t count, int timeout_ms)
 	 * waits, not at each (a system call every time, for a short tunnel
 	 * as many as its whole relay).
 	 */
-	if (ready >= 0 && clock_now_ms() >= next_pending_check_ms) {
-		next_pending_check_ms = clock_now_ms() + PENDING_CHECK_EVERY_MS;
+	int64_t now_ms = ready >= 0 ? clock_now_ms() : 0;
+	if (ready >= 0 && now_ms >= next_pending_check_ms) {
+		next_pending_check_ms = now_ms + PENDING_CHECK_EVERY_MS;
 		if (stop_signal_pending())
 			stop_requested = 1;
 	}
