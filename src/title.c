@@ -127,9 +127,19 @@ void title_acceptor(unsigned tunnels, unsigned waiting)
 			   tunnels == 1 ? "" : "s", waiting));
 }
 
-void title_forker(void)
+static void title_fixed(const char *text)
 {
 	if (title.area == NULL || title.area_size < 2)
 		return;
-	pad_after(snprintf(title.area, title.area_size, "tunneld: forker"));
+	pad_after(snprintf(title.area, title.area_size, "%s", text));
+}
+
+void title_forker(void)
+{
+	title_fixed("tunneld: forker");
+}
+
+void title_spare(void)
+{
+	title_fixed("tunneld: spare");
 }
