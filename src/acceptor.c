@@ -133,7 +133,8 @@ static int ending_fd = -1; /* in a child: endings[1] */
  * on a seqpacket socket), it forks a child that waits on that end, the
  * spare, and answers the spare's pid. The acceptor hands the next
  * connection to the spare over the other end, which is thus a fork and a
- * wakeup less on the connection's way, and asks for the next spare. The
+ * wakeup less on the connection's way (when the spare is ready: in a
+ * burst the next waits for its clone), and asks for the next spare. The
  * tunnel is the acceptor's child as if the acceptor had forked it: the
  * table, the reaping, a stop and a reload see no difference. Before it
  * reads a byte it takes back what only the forker may do
@@ -156,6 +157,7 @@ static struct {
 	struct sandbox_files files; /* as they were when it entered its sandbox */
 	int spare_socket;           /* the acceptor's end of the spare's pair, or -1: none asked for */
 	pid_t spare_pid;            /* 0: asked for, not answered yet */
+	bool hung_up;               /* its socket read its end: its exit is the reaping's to tell */
 } forker = { .pid = -1, .socket = -1, .spare_socket = -1, .spare_pid = -1 };
 
 /* What a tunnel closes and restores: the acceptor's listeners and its signals' first state. */
@@ -167,9 +169,15 @@ static struct {
 
 static void become_tunnel(int first_fd, int count, const sigset_t *original_mask);
 
-/* The spare given up: with its end of the pair closed, it exits without a connection. */
+/*
+ * The spare given up: with its end of the pair closed, it exits without a
+ * connection; killed too, when its pid is known and not reaped (a stopped
+ * one would not read that end).
+ */
 static void spare_drop(void)
 {
+	if (forker.spare_pid > 0)
+		(void)kill(forker.spare_pid, SIGKILL);
 	if (forker.spare_socket >= 0)
 		(void)close(forker.spare_socket);
 	forker.spare_socket = -1;
@@ -190,6 +198,7 @@ static void forker_end(bool lost, const char *why)
 		(void)close(forker.socket);
 	forker.pid = -1;
 	forker.socket = -1;
+	forker.hung_up = false;
 	if (!lost)
 		return;
 	forker.retry_at_ms = clock_now_ms() + FORKER_RETRY_MS;
@@ -299,15 +308,19 @@ static void tunnel_no_longer_live(struct tunnel *tunnel)
 	tunnel->live = false;
 }
 
-static void forget_tunnel(pid_t pid)
+/* True if pid was a tunnel of the table. */
+static bool forget_tunnel(pid_t pid)
 {
 	struct tunnel *tunnel = find_tunnel(pid);
 
 	if (tunnel == NULL)
-		return;
+		return false;
 	tunnel_no_longer_live(tunnel);
 	*tunnel = tunnels[--tunnel_count];
+	return true;
 }
+
+static void spare_ask(void);
 
 /* Reaps every child that has ended; true if any was a tunnel. */
 static bool reap_children(bool *reload_checked, int *reload_status)
@@ -329,11 +342,13 @@ static bool reap_children(bool *reload_checked, int *reload_status)
 			continue;
 		}
 		if (pid == forker.spare_pid) {
-			spare_drop(); /* killed by someone: the next connection waits for another */
+			/* Ended before its connection came (a signal): another at once. */
+			forker.spare_pid = -1;
+			spare_drop();
+			spare_ask();
 			continue;
 		}
-		forget_tunnel(pid);
-		any = true;
+		any = forget_tunnel(pid) || any;
 	}
 	return any;
 }
@@ -451,9 +466,19 @@ static void restore_child_signals(const sigset_t *original_mask)
 
 /* ---- the forker's life, and the acceptor's side of it (what it is: above its state) ---- */
 
-/* The descriptor handed over sock (the acceptor's and the forker's pairs), or -1 when its sender is gone. */
+/*
+ * The descriptor handed over sock (the acceptor's and the forker's pairs),
+ * or -1 when its sender is gone, or a stop signal came first: the forker
+ * and an idle spare end at one as a tunnel does, and a spare's, left
+ * pending, would end the tunnel of the next client instead.
+ */
 static int receive_descriptor(int sock)
 {
+	struct pollfd readable = { .fd = sock, .events = POLLIN };
+
+	while (signals_poll(&readable, 1, -1) < 0)
+		if (signals_stop_requested())
+			return -1;
 	for (;;) {
 		char byte;
 		union {
@@ -608,37 +633,43 @@ static void spare_ask(void)
 }
 
 /*
+ * The forker's answer for the spare asked for, read if it is there: the
+ * spare's pid, or the spare given up. Only as trusted as the forker: a pid
+ * the stop would signal must be this process's child. A spare that could
+ * not be forked is given up, and so is one that ended before its answer
+ * was read (reaped as no one's); its connection is the acceptor's to fork.
+ */
+static void spare_answer_read(void)
+{
+	siginfo_t info = { 0 };
+	int answer = 0;
+	ssize_t n = recv(forker.socket, &answer, sizeof(answer), MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN))
+		forker.hung_up = true;
+	if (n != (ssize_t)sizeof(answer))
+		return;
+	if (answer > 0 && waitid(P_PID, (id_t)answer, &info, WEXITED | WNOHANG | WNOWAIT) == 0)
+		forker.spare_pid = (pid_t)answer;
+	else
+		spare_drop();
+}
+
+/*
  * The spare asked for, answered within FORKER_ANSWER_MAX_MS: true when
  * there is one to hand a connection to. A forker slower than that is lost.
  */
 static bool spare_ready(void)
 {
 	struct pollfd answered = { .fd = forker.socket, .events = POLLIN };
-	siginfo_t info = { 0 };
-	int answer = 0;
 
-	if (forker.spare_pid != 0)
-		return forker.spare_pid > 0;
-	ssize_t n = recv(forker.socket, &answer, sizeof(answer), MSG_DONTWAIT);
-	if (n < 0 && errno == EAGAIN && poll(&answered, 1, FORKER_ANSWER_MAX_MS) > 0)
-		n = recv(forker.socket, &answer, sizeof(answer), MSG_DONTWAIT);
-	if (n != (ssize_t)sizeof(answer)) {
+	if (forker.spare_pid == 0 && !forker.hung_up)
+		spare_answer_read();
+	if (forker.spare_pid == 0 && !forker.hung_up && poll(&answered, 1, FORKER_ANSWER_MAX_MS) > 0)
+		spare_answer_read();
+	if (forker.spare_pid == 0)
 		forker_end(true, "did not answer");
-		return false;
-	}
-	/*
-	 * Only as trusted as the forker: a pid the stop would signal must be
-	 * this process's child. A spare that could not be forked, or already
-	 * ended (killed, and reaped as no one's), is given up; the tunnel is
-	 * then the acceptor's to fork.
-	 */
-	if (answer <= 0 || waitid(P_PID, (id_t)answer, &info, WEXITED | WNOHANG | WNOWAIT) < 0) {
-		spare_drop();
-		errno = answer < 0 ? -answer : ECHILD;
-		return false;
-	}
-	forker.spare_pid = (pid_t)answer;
-	return true;
+	return forker.spare_pid > 0;
 }
 
 /*
@@ -664,6 +695,7 @@ static int start_tunnel(int fd, const struct sockaddr_storage *from, const struc
 		/* Its end, once the connection is in its queue, is of no more use: the next spare has a pair of its own. */
 		if (send_descriptor(forker.spare_socket, fd))
 			tunnel.pid = forker.spare_pid;
+		forker.spare_pid = -1; /* a tunnel now, or gone: not to be killed */
 		spare_drop();
 	}
 	if (tunnel.pid < 0) {
@@ -1130,7 +1162,7 @@ static void __attribute__((noreturn)) stop_tunnels(const sigset_t *wait_mask)
 		int status;
 		pid_t pid;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			forget_tunnel(pid);
+			(void)forget_tunnel(pid);
 		if (pid < 0 && errno == ECHILD)
 			tunnel_count = 0;
 		/* An orphan that has ended: its pidfd reads as ready. */
@@ -1293,7 +1325,7 @@ static int report_state(int64_t now_ms)
 int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, char **argv,
 		 const sigset_t *original_mask)
 {
-	struct pollfd waits[ACCEPTOR_MAX_LISTENERS + 1];
+	struct pollfd waits[ACCEPTOR_MAX_LISTENERS + 2];
 	struct backoff backoff = { 0 };
 	sigset_t wait_mask;
 	int64_t idle_since_ms = clock_now_ms();
@@ -1402,13 +1434,18 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		for (int i = 0; i < count; i++)
 			waits[i] = (struct pollfd){ .fd = backing_off ? -1 : first_fd + i, .events = POLLIN };
 		waits[count] = (struct pollfd){ .fd = endings[0], .events = POLLIN };
+		/* The spare's answer read as it comes: one killed while idle is then seen, and replaced, at once. */
+		bool answer_awaited = forker.spare_pid == 0 && !forker.hung_up;
+		waits[count + 1] = (struct pollfd){ .fd = answer_awaited ? forker.socket : -1, .events = POLLIN };
 
 		struct timespec timeout = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-		int ready = ppoll(waits, (nfds_t)count + 1, timeout_ms < 0 ? NULL : &timeout, &wait_mask);
+		int ready = ppoll(waits, (nfds_t)count + 2, timeout_ms < 0 ? NULL : &timeout, &wait_mask);
 		if (ready <= 0)
 			continue;
 		if (waits[count].revents != 0)
 			read_endings();
+		if (waits[count + 1].revents != 0)
+			spare_answer_read();
 		for (int i = 0; i < count; i++) {
 			if (waits[i].revents == 0)
 				continue;

@@ -280,6 +280,29 @@ title_of() {
 	exec {held}>&-
 }
 
+@test "Accept=no: a spare ended while it waits (SIGTERM, as any tunnel; SIGKILL) is replaced at once, and the next client is served whole" {
+	start_target echo
+	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	local signal spare
+	for signal in TERM KILL; do
+		wait_for "a spare" spare_of "$PROXY_PID"
+		spare=$(spare_of "$PROXY_PID")
+		kill -"$signal" "$spare"
+		# With no connection coming: the acceptor asks for the next one when it reaps this one.
+		wait_for "the $signal spare replaced" eval \
+			'! kill -0 "$spare" 2>/dev/null && [ -n "$(spare_of "$PROXY_PID")" ] && [ "$(spare_of "$PROXY_PID")" != "$spare" ]'
+	done
+	spare=$(spare_of "$PROXY_PID")
+	run raw_request "CONNECT 127.0.0.1:$TARGET_PORT HTTP/1.1\r\n\r\nping"
+	[[ $output == "HTTP/1.1 200 Connection established"*ping ]]
+	wait_for "two records of tunnels" eval '[ "$(grep -c " status=200 up=4 down=4 " "$LOG")" -eq 2 ]'
+	! grep -q 'stopped by signal\|forker' "$LOG" || false
+	# Served by that spare: the acceptor forked nothing itself, and the next spare waits.
+	wait_for "the next spare" eval '[ -n "$(spare_of "$PROXY_PID")" ] && [ "$(spare_of "$PROXY_PID")" != "$spare" ]'
+}
+
 @test "Accept=no: a forker that does not answer is replaced; the connection that waited for its spare is served once, by a tunnel the acceptor forks" {
 	start_target echo
 	ACCEPTOR=1 start_proxy "${LOOPBACK_POLICY[@]}"
