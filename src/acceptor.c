@@ -321,6 +321,7 @@ static bool forget_tunnel(pid_t pid)
 }
 
 static void spare_ask(void);
+static void spare_answer_read(void);
 
 /* Reaps every child that has ended; true if any was a tunnel. */
 static bool reap_children(bool *reload_checked, int *reload_status)
@@ -329,6 +330,13 @@ static bool reap_children(bool *reload_checked, int *reload_status)
 	int status;
 	pid_t pid;
 
+	/*
+	 * The spare's answer, when it is not read yet, before its pid may be
+	 * reaped: one that ended while idle is then known, and replaced at once.
+	 * A wakeup of its own for the answer would cost every tunnel one.
+	 */
+	if (forker.spare_pid == 0 && !forker.hung_up)
+		spare_answer_read();
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == reload_check_pid) {
 			reload_check_pid = -1;
@@ -1325,7 +1333,7 @@ static int report_state(int64_t now_ms)
 int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, char **argv,
 		 const sigset_t *original_mask)
 {
-	struct pollfd waits[ACCEPTOR_MAX_LISTENERS + 2];
+	struct pollfd waits[ACCEPTOR_MAX_LISTENERS + 1];
 	struct backoff backoff = { 0 };
 	sigset_t wait_mask;
 	int64_t idle_since_ms = clock_now_ms();
@@ -1434,18 +1442,13 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 		for (int i = 0; i < count; i++)
 			waits[i] = (struct pollfd){ .fd = backing_off ? -1 : first_fd + i, .events = POLLIN };
 		waits[count] = (struct pollfd){ .fd = endings[0], .events = POLLIN };
-		/* The spare's answer read as it comes: one killed while idle is then seen, and replaced, at once. */
-		bool answer_awaited = forker.spare_pid == 0 && !forker.hung_up;
-		waits[count + 1] = (struct pollfd){ .fd = answer_awaited ? forker.socket : -1, .events = POLLIN };
 
 		struct timespec timeout = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
-		int ready = ppoll(waits, (nfds_t)count + 2, timeout_ms < 0 ? NULL : &timeout, &wait_mask);
+		int ready = ppoll(waits, (nfds_t)count + 1, timeout_ms < 0 ? NULL : &timeout, &wait_mask);
 		if (ready <= 0)
 			continue;
 		if (waits[count].revents != 0)
 			read_endings();
-		if (waits[count + 1].revents != 0)
-			spare_answer_read();
 		for (int i = 0; i < count; i++) {
 			if (waits[i].revents == 0)
 				continue;
