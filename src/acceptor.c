@@ -128,24 +128,16 @@ static int ending_fd = -1; /* in a child: endings[1] */
  * and a seccomp filter the kernel compiles and runs for every call number
  * (bench/PERFORMANCE.md). The forker enters it once. It is a child of the
  * acceptor, confined as a tunnel is but for recvmsg() and one kind of
- * clone(). It forks each tunnel ahead of its connection, with
- * CLONE_PARENT: the acceptor hands it one end of a socket pair (SCM_RIGHTS,
- * on a seqpacket socket), it forks a child that waits on that end, the
- * spare, and answers the spare's pid. The acceptor hands the next
- * connection to the spare over the other end, which is thus a fork and a
- * wakeup less on the connection's way (when the spare is ready: in a
- * burst the next waits for its clone), and asks for the next spare. The
- * tunnel is the acceptor's child as if the acceptor had forked it: the
- * table, the reaping, a stop and a reload see no difference. Before it
- * reads a byte it takes back what only the forker may do
- * (sandbox_tighten_forked). A connection goes only to a spare whose pid
- * the acceptor holds, so whatever the forker does, no tunnel serves one
- * uncounted: a spare given up (its end closed) reads the end of its socket
- * and exits. The forker ends when its socket does: the acceptor stopped,
- * exited, executed itself for a reload, or replaced it because a file its
- * Landlock rules name was replaced; its spare is given up with it. While
- * there is none (it could not start, or was lost), the acceptor forks each
- * tunnel itself, and each enters its sandbox on its own.
+ * clone(); it is handed each connection (SCM_RIGHTS, on a seqpacket
+ * socket), forks its tunnel with CLONE_PARENT and answers the tunnel's
+ * pid. The tunnel is thus the acceptor's child as if the acceptor had
+ * forked it: the table, the reaping, a stop and a reload see no
+ * difference. Before it reads a byte it takes back what only the forker
+ * may do (sandbox_tighten_forked). The forker ends when its socket does:
+ * the acceptor stopped, exited, executed itself for a reload, or replaced
+ * it because a file its Landlock rules name was replaced. While there is
+ * none (it could not start, or was lost), the acceptor forks each tunnel
+ * itself, and each enters its sandbox on its own.
  */
 #define FORKER_ANSWER_MAX_MS 1000 /* a forker slower than this to fork is lost */
 #define FORKER_RETRY_MS 1000      /* after a forker was lost, before another is started */
@@ -155,10 +147,7 @@ static struct {
 	int socket;                 /* the acceptor's end */
 	int64_t retry_at_ms;
 	struct sandbox_files files; /* as they were when it entered its sandbox */
-	int spare_socket;           /* the acceptor's end of the spare's pair, or -1: none asked for */
-	pid_t spare_pid;            /* 0: asked for, not answered yet */
-	bool hung_up;               /* its socket read its end: its exit is the reaping's to tell */
-} forker = { .pid = -1, .socket = -1, .spare_socket = -1, .spare_pid = -1 };
+} forker = { .pid = -1, .socket = -1 };
 
 /* What a tunnel closes and restores: the acceptor's listeners and its signals' first state. */
 static struct {
@@ -169,36 +158,15 @@ static struct {
 
 static void become_tunnel(int first_fd, int count, const sigset_t *original_mask);
 
-/*
- * The spare given up: with its end of the pair closed, it exits without a
- * connection; killed too, when its pid is known and not reaped (a stopped
- * one would not read that end).
- */
-static void spare_drop(void)
-{
-	if (forker.spare_pid > 0)
-		(void)kill(forker.spare_pid, SIGKILL);
-	if (forker.spare_socket >= 0)
-		(void)close(forker.spare_socket);
-	forker.spare_socket = -1;
-	forker.spare_pid = -1;
-}
-
-/*
- * A forker found gone or no longer answering, or whose Landlock rules are
- * stale: ended with its spare (its pid may be reaped later), and if lost
- * another not soon.
- */
+/* A forker found gone or no longer answering: ended (its pid may be reaped later), and another not soon. */
 static void forker_end(bool lost, const char *why)
 {
-	spare_drop();
 	if (forker.pid > 0)
 		(void)kill(forker.pid, SIGKILL); /* not reaped yet: the pid is still its */
 	if (forker.socket >= 0)
 		(void)close(forker.socket);
 	forker.pid = -1;
 	forker.socket = -1;
-	forker.hung_up = false;
 	if (!lost)
 		return;
 	forker.retry_at_ms = clock_now_ms() + FORKER_RETRY_MS;
@@ -308,20 +276,15 @@ static void tunnel_no_longer_live(struct tunnel *tunnel)
 	tunnel->live = false;
 }
 
-/* True if pid was a tunnel of the table. */
-static bool forget_tunnel(pid_t pid)
+static void forget_tunnel(pid_t pid)
 {
 	struct tunnel *tunnel = find_tunnel(pid);
 
 	if (tunnel == NULL)
-		return false;
+		return;
 	tunnel_no_longer_live(tunnel);
 	*tunnel = tunnels[--tunnel_count];
-	return true;
 }
-
-static void spare_ask(void);
-static void spare_answer_read(void);
 
 /* Reaps every child that has ended; true if any was a tunnel. */
 static bool reap_children(bool *reload_checked, int *reload_status)
@@ -330,13 +293,6 @@ static bool reap_children(bool *reload_checked, int *reload_status)
 	int status;
 	pid_t pid;
 
-	/*
-	 * The spare's answer, when it is not read yet, before its pid may be
-	 * reaped: one that ended while idle is then known, and replaced at once.
-	 * A wakeup of its own for the answer would cost every tunnel one.
-	 */
-	if (forker.spare_pid == 0 && !forker.hung_up)
-		spare_answer_read();
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == reload_check_pid) {
 			reload_check_pid = -1;
@@ -349,14 +305,8 @@ static bool reap_children(bool *reload_checked, int *reload_status)
 			forker_end(true, WIFSIGNALED(status) ? "was killed" : "exited");
 			continue;
 		}
-		if (pid == forker.spare_pid) {
-			/* Ended before its connection came (a signal): another at once. */
-			forker.spare_pid = -1;
-			spare_drop();
-			spare_ask();
-			continue;
-		}
-		any = forget_tunnel(pid) || any;
+		forget_tunnel(pid);
+		any = true;
 	}
 	return any;
 }
@@ -474,19 +424,9 @@ static void restore_child_signals(const sigset_t *original_mask)
 
 /* ---- the forker's life, and the acceptor's side of it (what it is: above its state) ---- */
 
-/*
- * The descriptor handed over sock (the acceptor's and the forker's pairs),
- * or -1 when its sender is gone, or a stop signal came first: the forker
- * and an idle spare end at one as a tunnel does, and a spare's, left
- * pending, would end the tunnel of the next client instead.
- */
-static int receive_descriptor(int sock)
+/* The connection the acceptor hands down, or -1 when it is gone. */
+static int receive_connection(int sock)
 {
-	struct pollfd readable = { .fd = sock, .events = POLLIN };
-
-	while (signals_poll(&readable, 1, -1) < 0)
-		if (signals_stop_requested())
-			return -1;
 	for (;;) {
 		char byte;
 		union {
@@ -507,26 +447,6 @@ static int receive_descriptor(int sock)
 		(void)memcpy(&fd, CMSG_DATA(c), sizeof(fd));
 		return fd;
 	}
-}
-
-/* Hands fd over sock, never waiting: false if the other end is gone (or the queue full). */
-static bool send_descriptor(int sock, int fd)
-{
-	char byte = 'c';
-	union {
-		struct cmsghdr header;
-		char space[CMSG_SPACE(sizeof(int))]; // cppcheck-suppress unusedStructMember
-	} control;
-	(void)memset(&control, 0, sizeof(control));
-	struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
-	struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
-				  .msg_controllen = sizeof(control) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&message);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	(void)memcpy(CMSG_DATA(c), &fd, sizeof(fd));
-	return sendmsg(sock, &message, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
 }
 
 /* The forker's life, in its own process. Returns only in a tunnel it forked: that tunnel's connection. */
@@ -551,8 +471,8 @@ static int forker_serve(int sock)
 	title_forker();
 	sandbox_enter_forker(&report, served.may_bind); /* what is missing the acceptor said already */
 	for (;;) {
-		int spare_end = receive_descriptor(sock);
-		if (spare_end < 0)
+		int fd = receive_connection(sock);
+		if (fd < 0)
 			_exit(EXIT_SUCCESS);
 		/*
 		 * Not fork(): the tunnel must be the acceptor's child. No thread
@@ -565,12 +485,6 @@ static int forker_serve(int sock)
 		if (pid == 0) {
 			(void)syscall(SYS_set_robust_list, robust_list, robust_list_len);
 			(void)close(sock);
-			title_spare();
-			int fd = receive_descriptor(spare_end);
-			if (fd < 0)
-				_exit(EXIT_SUCCESS); /* given up: the acceptor closed its end */
-			(void)close(spare_end);
-			/* After the descriptor came, the one call that takes it: before its first byte, as it must. */
 			if (!sandbox_tighten_forked()) {
 				log_error("acceptor: a tunnel could not take back the forker's rights: its connection is closed");
 				_exit(EXIT_FAILURE);
@@ -578,7 +492,7 @@ static int forker_serve(int sock)
 			return fd;
 		}
 		int answer = pid > 0 ? (int)pid : -errno;
-		(void)close(spare_end);
+		(void)close(fd);
 		if (send(sock, &answer, sizeof(answer), MSG_NOSIGNAL) != (ssize_t)sizeof(answer))
 			_exit(EXIT_SUCCESS);
 	}
@@ -622,62 +536,75 @@ static int forker_start(int connection)
 	return -1;
 }
 
-/* Asks the forker for the next spare: one end of a new pair for it to wait on. */
-static void spare_ask(void)
+/*
+ * Every child of this process that is neither a tunnel of the table nor the
+ * reload's check: one a lost forker cloned but did not answer for, which
+ * would serve a connection uncounted, beside the one turned away for it.
+ */
+static void kill_untracked_children(void)
 {
-	int pair[2];
+	char path[64], text[8192];
+	(void)snprintf(path, sizeof(path), "/proc/self/task/%ld/children", (long)getpid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
 
-	if (forker.pid < 0 || forker.spare_socket >= 0)
+	if (fd >= 0)
+		(void)close(fd);
+	if (n <= 0)
 		return;
-	/* A shortage: no spare this time, and the tunnel that needs one is forked by the acceptor. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
-		return;
-	bool asked = send_descriptor(forker.socket, pair[1]);
-	(void)close(pair[1]);
-	forker.spare_socket = pair[0];
-	forker.spare_pid = 0;
-	if (!asked)
-		forker_end(true, "is gone");
+	text[n] = '\0';
+	for (char *at = text, *end = NULL;; at = end) {
+		long pid = strtol(at, &end, 10);
+		if (end == at)
+			break;
+		if (pid > 0 && pid != (long)reload_check_pid && find_tunnel((pid_t)pid) == NULL)
+			(void)kill((pid_t)pid, SIGKILL);
+	}
 }
 
 /*
- * The forker's answer for the spare asked for, read if it is there: the
- * spare's pid, or the spare given up. Only as trusted as the forker: a pid
- * the stop would signal must be this process's child. A spare that could
- * not be forked is given up, and so is one that ended before its answer
- * was read (reaped as no one's); its connection is the acceptor's to fork.
+ * The forker's tunnel for connection fd: its pid, or -1 with errno. When
+ * the forker was lost, forker.pid is -1 and *handed says whether it was so
+ * after taking fd: then it may have forked a tunnel for it already, and the
+ * connection must not get another.
  */
-static void spare_answer_read(void)
+static pid_t forker_fork(int fd, bool *handed)
 {
-	siginfo_t info = { 0 };
-	int answer = 0;
-	ssize_t n = recv(forker.socket, &answer, sizeof(answer), MSG_DONTWAIT);
+	char byte = 'c';
+	union {
+		struct cmsghdr header;
+		char space[CMSG_SPACE(sizeof(int))]; // cppcheck-suppress unusedStructMember
+	} control;
+	(void)memset(&control, 0, sizeof(control));
+	struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
+	struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+				  .msg_controllen = sizeof(control) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	(void)memcpy(CMSG_DATA(c), &fd, sizeof(fd));
 
-	if (n == 0 || (n < 0 && errno != EAGAIN))
-		forker.hung_up = true;
-	if (n != (ssize_t)sizeof(answer))
-		return;
-	if (answer > 0 && waitid(P_PID, (id_t)answer, &info, WEXITED | WNOHANG | WNOWAIT) == 0)
-		forker.spare_pid = (pid_t)answer;
-	else
-		spare_drop();
-}
-
-/*
- * The spare asked for, answered within FORKER_ANSWER_MAX_MS: true when
- * there is one to hand a connection to. A forker slower than that is lost.
- */
-static bool spare_ready(void)
-{
 	struct pollfd answered = { .fd = forker.socket, .events = POLLIN };
-
-	if (forker.spare_pid == 0 && !forker.hung_up)
-		spare_answer_read();
-	if (forker.spare_pid == 0 && !forker.hung_up && poll(&answered, 1, FORKER_ANSWER_MAX_MS) > 0)
-		spare_answer_read();
-	if (forker.spare_pid == 0)
+	int answer = 0;
+	siginfo_t info = { 0 };
+	*handed = false;
+	if (sendmsg(forker.socket, &message, MSG_NOSIGNAL) < 0) {
+		forker_end(true, "is gone");
+		return -1;
+	}
+	*handed = true;
+	if (poll(&answered, 1, FORKER_ANSWER_MAX_MS) <= 0 ||
+	    recv(forker.socket, &answer, sizeof(answer), 0) != (ssize_t)sizeof(answer)) {
 		forker_end(true, "did not answer");
-	return forker.spare_pid > 0;
+	} else if (answer < 0)
+		errno = -answer;
+	/* Only as trusted as the forker: a pid the stop would signal must be this process's child. */
+	else if (waitid(P_PID, (id_t)answer, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+		forker_end(true, "answered a pid not the acceptor's child");
+	else
+		return (pid_t)answer;
+	return -1;
 }
 
 /*
@@ -697,16 +624,16 @@ static int start_tunnel(int fd, const struct sockaddr_storage *from, const struc
 		if (child_fd >= 0)
 			return child_fd;
 	}
-	spare_ask();
+	bool handed = false;
 	tunnel.pid = -1;
-	if (forker.spare_socket >= 0 && spare_ready()) {
-		/* Its end, once the connection is in its queue, is of no more use: the next spare has a pair of its own. */
-		if (send_descriptor(forker.spare_socket, fd))
-			tunnel.pid = forker.spare_pid;
-		forker.spare_pid = -1; /* a tunnel now, or gone: not to be killed */
-		spare_drop();
+	if (forker.pid > 0)
+		tunnel.pid = forker_fork(fd, &handed);
+	if (forker.pid < 0 && handed) {
+		kill_untracked_children();
+		turn_away(fd, from, clock_now_ms(), "turned away: the forker did not answer");
+		return -1;
 	}
-	if (tunnel.pid < 0) {
+	if (forker.pid < 0) {
 		tunnel.pid = fork();
 		if (tunnel.pid == 0) {
 			become_tunnel(served.first_fd, served.count, served.original_mask);
@@ -726,7 +653,6 @@ static int start_tunnel(int fd, const struct sockaddr_storage *from, const struc
 	backoff->delay_ms = 0;
 	if (log_reserve < 0)
 		log_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	spare_ask(); /* forked while the acceptor waits for the next connection */
 	return -1;
 }
 
@@ -1170,7 +1096,7 @@ static void __attribute__((noreturn)) stop_tunnels(const sigset_t *wait_mask)
 		int status;
 		pid_t pid;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			(void)forget_tunnel(pid);
+			forget_tunnel(pid);
 		if (pid < 0 && errno == ECHILD)
 			tunnel_count = 0;
 		/* An orphan that has ended: its pidfd reads as ready. */
@@ -1210,8 +1136,6 @@ static void become_tunnel(int first_fd, int count, const sigset_t *original_mask
 		(void)close(fd);
 	if (forker.socket >= 0)
 		(void)close(forker.socket);
-	if (forker.spare_socket >= 0)
-		(void)close(forker.spare_socket);
 	if (log_reserve >= 0)
 		(void)close(log_reserve);
 	for (unsigned i = 0; i < waiting_count; i++)
@@ -1373,7 +1297,6 @@ int acceptor_run(int first_fd, int count, const struct acceptor_limits *limits, 
 	int child_fd = forker_start(-1);
 	if (child_fd >= 0)
 		return child_fd;
-	spare_ask();
 	/* Serving from here: systemctl start (Type=notify) returns now, and a reload waited for is done. */
 	(void)systemd_notify("READY=1\nSTATUS=accepting");
 	answer_reload_waiters(true);

@@ -127,19 +127,9 @@ void title_acceptor(unsigned tunnels, unsigned waiting)
 			   tunnels == 1 ? "" : "s", waiting));
 }
 
-static void title_fixed(const char *text)
+void title_forker(void)
 {
 	if (title.area == NULL || title.area_size < 2)
 		return;
-	pad_after(snprintf(title.area, title.area_size, "%s", text));
-}
-
-void title_forker(void)
-{
-	title_fixed("tunneld: forker");
-}
-
-void title_spare(void)
-{
-	title_fixed("tunneld: spare");
+	pad_after(snprintf(title.area, title.area_size, "tunneld: forker"));
 }

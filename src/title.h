@@ -28,7 +28,4 @@ void title_acceptor(unsigned tunnels, unsigned waiting);
 /* The acceptor's forker (acceptor.c): "tunneld: forker". */
 void title_forker(void);
 
-/* A tunnel the forker forked ahead of its connection: "tunneld: spare". */
-void title_spare(void);
-
 #endif

@@ -24,9 +24,9 @@ service_property() {
 	in_manager systemctl show -p "$1" --value tunneld-acceptor.service
 }
 
-# tunneld_processes N: the manager has N tunneld processes (the acceptor and its tunnels), besides the forker and its spare.
+# tunneld_processes N: the manager has N tunneld processes (the acceptor and its tunnels), besides the forker.
 tunneld_processes() {
-	[ "$(in_manager pgrep -c -x tunneld)" -eq "$(($1 + $(in_manager pgrep -c -f '^tunneld: (forker|spare)')))" ]
+	[ "$(in_manager pgrep -c -x tunneld)" -eq "$(($1 + $(in_manager pgrep -c -f '^tunneld: forker')))" ]
 }
 
 # echo_through TEXT: TEXT through a tunnel to the echo target; prints what came back.
